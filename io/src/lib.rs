@@ -1,0 +1,3 @@
+//! `safepoint-io`: the driver of the safepoint runtime.
+//!
+//! Being written; see the module docs once they land.
