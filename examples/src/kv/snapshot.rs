@@ -1,0 +1,511 @@
+//! The snapshot file, `<dir>/dump.kv`: writing a captured key space durably and
+//! loading it back, refusing files that are truncated or corrupt.
+//!
+//! Layout (integers little-endian):
+//!
+//! ```text
+//! header   magic "SPKVDUMP" (8) | version u32 | saved_at_ms u64 | key_count u64 | payload_len u64
+//! payload  key_count entries: key_len u32 | key | value_len u32 | value | expires_at_ms u64 (0 = never)
+//! trailer  CRC32 (IEEE, crc32fast) of the payload, u32
+//! ```
+//!
+//! Why it is shaped so:
+//! - The header carries the payload length, so a short file is reported as
+//!   "truncated at byte N" rather than as a confusing CRC or parse failure; the
+//!   CRC catches flipped bits; the key count catches a payload that checks out
+//!   but does not hold what the header promised (a writer bug).
+//! - Writing goes to `dump.tmp`, is fsynced, renamed over `dump.kv`, and the
+//!   directory is fsynced: a crash at any point leaves either the old complete
+//!   snapshot or the new one, never a torn file under the real name.
+//! - Entries are streamed through a buffered writer with a running CRC, and the
+//!   header is patched at the end, so writing needs no second copy of the data.
+//!   Expired keys are skipped, which is why the count is known only at the end.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::kv::store::{Bytes, Shard, Value};
+
+/// First bytes of every snapshot file.
+pub const MAGIC: &[u8; 8] = b"SPKVDUMP";
+/// The format version this code writes and reads.
+pub const VERSION: u32 = 1;
+/// Size of the fixed header.
+pub const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 8;
+/// Name of the snapshot file inside the data directory.
+pub const FILE_NAME: &str = "dump.kv";
+/// Name of the file being written before it is renamed over [`FILE_NAME`].
+pub const TMP_NAME: &str = "dump.tmp";
+
+/// Path of the snapshot in `dir`.
+pub fn path_in(dir: &Path) -> PathBuf {
+    dir.join(FILE_NAME)
+}
+
+/// What a successful write produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// Keys written (expired ones are skipped).
+    pub keys: u64,
+    /// Size of the file in bytes.
+    pub bytes: u64,
+}
+
+/// A loaded snapshot.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// When it was written, in ms since the Unix epoch.
+    pub saved_at_ms: u64,
+    /// Every entry, as written (expiry is checked by whoever loads them).
+    pub entries: Vec<(Bytes, Value)>,
+}
+
+/// What is wrong with a snapshot file.
+#[derive(Debug)]
+pub enum Problem {
+    /// Reading or writing failed.
+    Io(io::Error),
+    /// The file does not start with [`MAGIC`].
+    BadMagic,
+    /// The file was written by a format version this code does not read.
+    UnsupportedVersion(u32),
+    /// The file ends at byte `at` but should be `expected` bytes long.
+    Truncated { at: u64, expected: u64 },
+    /// The file is longer than its header says.
+    TrailingBytes { expected: u64, actual: u64 },
+    /// The payload's CRC does not match the trailer.
+    CrcMismatch { stored: u32, computed: u32 },
+    /// The header's key count disagrees with the entries in the payload.
+    KeyCountMismatch { header: u64, found: u64 },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Io(e) => write!(f, "{e}"),
+            Problem::BadMagic => write!(f, "bad magic: not a safepoint-kv snapshot"),
+            Problem::UnsupportedVersion(v) => {
+                write!(
+                    f,
+                    "unsupported version {v} (this build reads version {VERSION})"
+                )
+            }
+            Problem::Truncated { at, expected } => {
+                write!(f, "truncated at byte {at} (expected {expected} bytes)")
+            }
+            Problem::TrailingBytes { expected, actual } => write!(
+                f,
+                "{} unexpected bytes after the end (expected {expected} bytes, found {actual})",
+                actual - expected
+            ),
+            Problem::CrcMismatch { stored, computed } => write!(
+                f,
+                "CRC mismatch: stored {stored:#010x}, payload has {computed:#010x}"
+            ),
+            Problem::KeyCountMismatch { header, found } => write!(
+                f,
+                "key count mismatch: header says {header}, payload holds {found}"
+            ),
+        }
+    }
+}
+
+/// A snapshot error: the file and what is wrong with it.
+#[derive(Debug)]
+pub struct SnapshotError {
+    /// The file concerned.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub problem: Problem,
+}
+
+impl fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.problem)
+    }
+}
+
+impl std::error::Error for SnapshotError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.problem {
+            Problem::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// A writer that keeps the CRC of everything written through it.
+struct CrcWriter<W> {
+    inner: W,
+    crc: crc32fast::Hasher,
+    len: u64,
+}
+
+impl<W: Write> CrcWriter<W> {
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.crc.update(bytes);
+        self.len += bytes.len() as u64;
+        self.inner.write_all(bytes)
+    }
+}
+
+/// Writes the live entries of `shards` (those not expired at `now_ms`) to
+/// `<dir>/dump.kv` durably, via `<dir>/dump.tmp`. Creates `dir` if needed.
+pub fn write(dir: &Path, shards: &[Shard], now_ms: u64) -> Result<Written, SnapshotError> {
+    let tmp = dir.join(TMP_NAME);
+    let at = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e| SnapshotError {
+            path,
+            problem: Problem::Io(e),
+        }
+    };
+    fs::create_dir_all(dir).map_err(at(dir))?;
+    let written = write_file(&tmp, shards, now_ms).map_err(at(&tmp))?;
+    let dest = path_in(dir);
+    fs::rename(&tmp, &dest).map_err(at(&dest))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(at(dir))?;
+    Ok(written)
+}
+
+fn write_file(path: &Path, shards: &[Shard], now_ms: u64) -> io::Result<Written> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    out.write_all(&[0; HEADER_LEN])?;
+    let mut payload = CrcWriter {
+        inner: out,
+        crc: crc32fast::Hasher::new(),
+        len: 0,
+    };
+    let mut keys = 0u64;
+    for (key, value) in shards.iter().flat_map(|s| s.iter()) {
+        if value.is_expired(now_ms) {
+            continue;
+        }
+        payload.put(&len32(key)?.to_le_bytes())?;
+        payload.put(key)?;
+        payload.put(&len32(&value.data)?.to_le_bytes())?;
+        payload.put(&value.data)?;
+        payload.put(&value.expires_at_ms.unwrap_or(0).to_le_bytes())?;
+        keys += 1;
+    }
+    let CrcWriter {
+        inner: mut out,
+        crc,
+        len,
+    } = payload;
+    out.write_all(&crc.finalize().to_le_bytes())?;
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&VERSION.to_le_bytes());
+    header.extend_from_slice(&now_ms.to_le_bytes());
+    header.extend_from_slice(&keys.to_le_bytes());
+    header.extend_from_slice(&len.to_le_bytes());
+    out.seek(SeekFrom::Start(0))?;
+    out.write_all(&header)?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok(Written {
+        keys,
+        bytes: HEADER_LEN as u64 + len + 4,
+    })
+}
+
+fn len32(bytes: &[u8]) -> io::Result<u32> {
+    u32::try_from(bytes.len()).map_err(|_| io::Error::other("entry larger than 4 GiB"))
+}
+
+/// Loads `path`. `Ok(None)` if it does not exist.
+pub fn load(path: &Path) -> Result<Option<Snapshot>, SnapshotError> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(SnapshotError {
+                path: path.to_path_buf(),
+                problem: Problem::Io(e),
+            })
+        }
+    };
+    decode(&bytes).map(Some).map_err(|problem| SnapshotError {
+        path: path.to_path_buf(),
+        problem,
+    })
+}
+
+/// Decodes a whole snapshot file held in memory.
+pub fn decode(bytes: &[u8]) -> Result<Snapshot, Problem> {
+    let size = bytes.len() as u64;
+    if bytes.len() < MAGIC.len() {
+        return Err(if MAGIC.starts_with(bytes) {
+            Problem::Truncated {
+                at: size,
+                expected: HEADER_LEN as u64,
+            }
+        } else {
+            Problem::BadMagic
+        });
+    }
+    if &bytes[..8] != MAGIC {
+        return Err(Problem::BadMagic);
+    }
+    if bytes.len() < HEADER_LEN {
+        return Err(Problem::Truncated {
+            at: size,
+            expected: HEADER_LEN as u64,
+        });
+    }
+    let mut header = Reader {
+        bytes: &bytes[..HEADER_LEN],
+        pos: 8,
+    };
+    let version = header.u32().expect("header length checked");
+    if version != VERSION {
+        return Err(Problem::UnsupportedVersion(version));
+    }
+    let saved_at_ms = header.u64().expect("header length checked");
+    let key_count = header.u64().expect("header length checked");
+    let payload_len = header.u64().expect("header length checked");
+    let expected = (HEADER_LEN as u64)
+        .checked_add(payload_len)
+        .and_then(|n| n.checked_add(4))
+        .unwrap_or(u64::MAX);
+    if size < expected {
+        return Err(Problem::Truncated { at: size, expected });
+    }
+    if size > expected {
+        return Err(Problem::TrailingBytes {
+            expected,
+            actual: size,
+        });
+    }
+    let payload = &bytes[HEADER_LEN..HEADER_LEN + payload_len as usize];
+    let trailer: [u8; 4] = bytes[bytes.len() - 4..].try_into().expect("4 bytes");
+    let stored = u32::from_le_bytes(trailer);
+    let computed = crc32fast::hash(payload);
+    if stored != computed {
+        return Err(Problem::CrcMismatch { stored, computed });
+    }
+    let mut entries = Vec::with_capacity(key_count.min(1 << 24) as usize);
+    let mut reader = Reader {
+        bytes: payload,
+        pos: 0,
+    };
+    while reader.pos < payload.len() {
+        let entry = (|| {
+            let key = reader.chunk()?;
+            let data = reader.chunk()?;
+            let expires = reader.u64()?;
+            Some((
+                Bytes::from(key),
+                Value {
+                    data: Bytes::from(data),
+                    expires_at_ms: (expires != 0).then_some(expires),
+                },
+            ))
+        })();
+        match entry {
+            Some(entry) => entries.push(entry),
+            // The CRC matched, so the writer itself produced a short entry: the
+            // entries do not add up to what the header promised.
+            None => {
+                return Err(Problem::KeyCountMismatch {
+                    header: key_count,
+                    found: entries.len() as u64,
+                })
+            }
+        }
+    }
+    if entries.len() as u64 != key_count {
+        return Err(Problem::KeyCountMismatch {
+            header: key_count,
+            found: entries.len() as u64,
+        });
+    }
+    Ok(Snapshot {
+        saved_at_ms,
+        entries,
+    })
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let out = self.bytes.get(self.pos..end)?;
+        self.pos = end;
+        Some(out)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    fn chunk(&mut self) -> Option<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::store::Store;
+
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            let dir = std::env::temp_dir().join(format!(
+                "safepoint-kv-snapshot-{tag}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn sample_store() -> Store {
+        let store = Store::new(16);
+        for i in 0..500 {
+            store.set(
+                format!("key:{i}").as_bytes().into(),
+                format!("value-{i}").as_bytes().into(),
+                None,
+            );
+        }
+        store.set(
+            b"bin\0\r\n"[..].into(),
+            b"\xff\x00"[..].into(),
+            Some(10_000),
+        );
+        store.set(b"gone"[..].into(), b"x"[..].into(), Some(10));
+        store
+    }
+
+    fn written_file(tag: &str) -> (TempDir, Vec<u8>) {
+        let dir = TempDir::new(tag);
+        write(&dir.0, &sample_store().capture(), 1_000).unwrap();
+        let bytes = fs::read(path_in(&dir.0)).unwrap();
+        (dir, bytes)
+    }
+
+    #[test]
+    fn round_trip() {
+        let dir = TempDir::new("round-trip");
+        let store = sample_store();
+        let written = write(&dir.0, &store.capture(), 1_000).unwrap();
+        assert_eq!(written.keys, 501, "the expired key is skipped");
+        assert!(!dir.0.join(TMP_NAME).exists());
+        let path = path_in(&dir.0);
+        assert_eq!(fs::metadata(&path).unwrap().len(), written.bytes);
+        let snap = load(&path).unwrap().unwrap();
+        assert_eq!(snap.saved_at_ms, 1_000);
+        let loaded = Store::from_entries(16, snap.entries, 1_000);
+        assert_eq!(loaded.len(), 501);
+        assert_eq!(
+            loaded.get(b"key:7", 1_000).as_deref(),
+            Some(&b"value-7"[..])
+        );
+        assert_eq!(
+            loaded.get(b"bin\0\r\n", 1_000).as_deref(),
+            Some(&b"\xff\x00"[..])
+        );
+        assert_eq!(loaded.get(b"bin\0\r\n", 10_000), None, "expiry survives");
+    }
+
+    #[test]
+    fn empty_store_and_overwrite() {
+        let dir = TempDir::new("empty");
+        write(&dir.0, &sample_store().capture(), 1).unwrap();
+        let written = write(&dir.0, &Store::new(4).capture(), 2).unwrap();
+        assert_eq!(written.keys, 0);
+        let snap = load(&path_in(&dir.0)).unwrap().unwrap();
+        assert!(snap.entries.is_empty());
+        assert_eq!(snap.saved_at_ms, 2);
+    }
+
+    #[test]
+    fn missing_file_is_none() {
+        let dir = TempDir::new("missing");
+        assert!(load(&path_in(&dir.0)).unwrap().is_none());
+    }
+
+    #[test]
+    fn every_truncation_is_reported() {
+        let (_dir, bytes) = written_file("truncated");
+        for cut in 0..bytes.len() {
+            match decode(&bytes[..cut]) {
+                Err(Problem::Truncated { at, expected }) => {
+                    assert_eq!(at, cut as u64);
+                    assert!(expected > at);
+                }
+                other => panic!("cut at {cut}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn corruption_is_reported() {
+        let (dir, bytes) = written_file("corrupt");
+
+        let mut bad = bytes.clone();
+        bad[0] = b'X';
+        assert!(matches!(decode(&bad), Err(Problem::BadMagic)));
+
+        let mut bad = bytes.clone();
+        bad[8..12].copy_from_slice(&7u32.to_le_bytes());
+        assert!(matches!(decode(&bad), Err(Problem::UnsupportedVersion(7))));
+
+        let mut bad = bytes.clone();
+        bad[HEADER_LEN + 10] ^= 0x40;
+        assert!(matches!(decode(&bad), Err(Problem::CrcMismatch { .. })));
+
+        let mut bad = bytes.clone();
+        bad[20..28].copy_from_slice(&3u64.to_le_bytes());
+        assert!(matches!(
+            decode(&bad),
+            Err(Problem::KeyCountMismatch {
+                header: 3,
+                found: 501
+            })
+        ));
+
+        let mut bad = bytes.clone();
+        bad.push(0);
+        assert!(matches!(decode(&bad), Err(Problem::TrailingBytes { .. })));
+
+        let path = path_in(&dir.0);
+        fs::write(&path, &bytes[..bytes.len() - 9]).unwrap();
+        let err = load(&path).unwrap_err().to_string();
+        assert!(err.starts_with(&path.display().to_string()), "{err}");
+        assert!(
+            err.contains(&format!("truncated at byte {}", bytes.len() - 9)),
+            "{err}"
+        );
+    }
+}
