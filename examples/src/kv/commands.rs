@@ -1,0 +1,394 @@
+//! What each command does: one parsed request in, one reply (or an action the
+//! connection must take) out.
+//!
+//! Why it is shaped so: execution is synchronous and touches only the store and
+//! the counters, so a command is applied whole before the connection reaches its
+//! next `safepoint().await`, and every command can be unit-tested without a
+//! runtime or a socket. The two commands that are not pure, SAVE (wait for a
+//! checkpoint) and QUIT (close after replying), come back as [`Action`]s for the
+//! connection task to carry out.
+
+use std::time::{Duration, Instant};
+
+use crate::kv::resp::{parse_int, Reply};
+use crate::kv::stats::CheckpointStats;
+use crate::kv::store::{now_ms, Bytes, IncrError, Store};
+
+/// What the connection must do after a command.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send this reply and go on.
+    Reply(Reply),
+    /// Take a checkpoint now and reply `+OK` once it is on disk.
+    Save,
+    /// Send `+OK` and close the connection.
+    Quit,
+}
+
+/// What commands can see besides the command itself.
+pub struct Context<'a> {
+    /// The key space.
+    pub store: &'a Store,
+    /// Checkpoint figures, for INFO.
+    pub checkpoints: &'a CheckpointStats,
+    /// Facts about the server, for INFO.
+    pub server: &'a ServerFacts,
+}
+
+/// Fixed facts about the running server, for INFO.
+#[derive(Debug, Clone)]
+pub struct ServerFacts {
+    /// When the server started.
+    pub started: Instant,
+    /// The port it listens on.
+    pub port: u16,
+    /// Worker threads.
+    pub workers: usize,
+    /// Checkpoint period, if periodic checkpoints are on.
+    pub checkpoint_every: Option<Duration>,
+    /// The data directory.
+    pub dir: String,
+}
+
+/// Runs one non-empty command.
+pub fn execute(ctx: &Context<'_>, args: &[Vec<u8>]) -> Action {
+    let Some((name, rest)) = args.split_first() else {
+        return Action::Reply(Reply::err("empty command"));
+    };
+    let upper = name.to_ascii_uppercase();
+    let lower = String::from_utf8_lossy(name).to_lowercase();
+    let wrong_args = || Reply::err(format!("wrong number of arguments for '{lower}' command"));
+    let arity = |ok: bool| if ok { Ok(()) } else { Err(wrong_args()) };
+    match upper.as_slice() {
+        b"SAVE" if rest.is_empty() => return Action::Save,
+        b"QUIT" => return Action::Quit,
+        _ => {}
+    }
+    let now = now_ms();
+    let reply = (|| -> Result<Reply, Reply> {
+        Ok(match upper.as_slice() {
+            b"PING" => match rest {
+                [] => Reply::Simple("PONG".into()),
+                [msg] => Reply::Bulk(msg.clone()),
+                _ => return Err(wrong_args()),
+            },
+            b"ECHO" => {
+                arity(rest.len() == 1)?;
+                Reply::Bulk(rest[0].clone())
+            }
+            b"GET" => {
+                arity(rest.len() == 1)?;
+                match ctx.store.get(&rest[0], now) {
+                    Some(v) => Reply::Bulk(v.to_vec()),
+                    None => Reply::Null,
+                }
+            }
+            b"SET" => {
+                arity(rest.len() >= 2)?;
+                let expires = set_expiry(&rest[2..], now)?;
+                ctx.store.set(
+                    Bytes::from(&rest[0][..]),
+                    Bytes::from(&rest[1][..]),
+                    expires,
+                );
+                Reply::ok()
+            }
+            b"DEL" => {
+                arity(!rest.is_empty())?;
+                let n = rest.iter().filter(|k| ctx.store.del(k, now)).count();
+                Reply::Integer(n as i64)
+            }
+            b"EXISTS" => {
+                arity(!rest.is_empty())?;
+                let n = rest.iter().filter(|k| ctx.store.exists(k, now)).count();
+                Reply::Integer(n as i64)
+            }
+            b"INCR" => {
+                arity(rest.len() == 1)?;
+                match ctx.store.incr(&rest[0], now) {
+                    Ok(n) => Reply::Integer(n),
+                    Err(IncrError::NotAnInteger) => {
+                        Reply::err("value is not an integer or out of range")
+                    }
+                    Err(IncrError::Overflow) => Reply::err("increment or decrement would overflow"),
+                }
+            }
+            b"DBSIZE" => {
+                arity(rest.is_empty())?;
+                Reply::Integer(ctx.store.len() as i64)
+            }
+            b"FLUSHALL" | b"FLUSHDB" => {
+                // Redis accepts an optional ASYNC or SYNC; both are immediate here.
+                arity(rest.len() <= 1)?;
+                ctx.store.flush();
+                Reply::ok()
+            }
+            b"SAVE" => return Err(wrong_args()),
+            b"INFO" => {
+                arity(rest.len() <= 1)?;
+                let section = rest
+                    .first()
+                    .map(|s| String::from_utf8_lossy(s).to_lowercase());
+                Reply::Bulk(info(ctx, section.as_deref()).into_bytes())
+            }
+            // Clients such as redis-cli ask for command docs on connect; an
+            // empty array is a valid "nothing to tell" answer.
+            b"COMMAND" => Reply::Array(Vec::new()),
+            _ => Reply::err(format!(
+                "unknown command '{}'",
+                String::from_utf8_lossy(name)
+            )),
+        })
+    })();
+    match reply {
+        Ok(reply) | Err(reply) => Action::Reply(reply),
+    }
+}
+
+/// Parses SET's options (`EX seconds` or `PX milliseconds`) into an expiry time.
+fn set_expiry(options: &[Vec<u8>], now: u64) -> Result<Option<u64>, Reply> {
+    match options {
+        [] => Ok(None),
+        [unit, amount] => {
+            let scale = match unit.to_ascii_uppercase().as_slice() {
+                b"EX" => 1000,
+                b"PX" => 1,
+                _ => return Err(Reply::err("syntax error")),
+            };
+            match parse_int(amount) {
+                Some(n) if n > 0 => (n as u64)
+                    .checked_mul(scale)
+                    .and_then(|ms| now.checked_add(ms))
+                    .map(Some)
+                    .ok_or_else(|| Reply::err("invalid expire time in 'set' command")),
+                Some(_) => Err(Reply::err("invalid expire time in 'set' command")),
+                None => Err(Reply::err("value is not an integer or out of range")),
+            }
+        }
+        _ => Err(Reply::err("syntax error")),
+    }
+}
+
+fn info(ctx: &Context<'_>, section: Option<&str>) -> String {
+    let want = |name: &str| {
+        matches!(section, None | Some("all" | "everything" | "default")) || section == Some(name)
+    };
+    let mut out = String::new();
+    let s = ctx.server;
+    if want("server") {
+        out.push_str("# Server\r\n");
+        out.push_str("redis_version:7.0.0-safepoint-kv\r\n");
+        out.push_str(&format!(
+            "safepoint_kv_version:{}\r\n",
+            env!("CARGO_PKG_VERSION")
+        ));
+        out.push_str(&format!("process_id:{}\r\n", std::process::id()));
+        out.push_str(&format!("tcp_port:{}\r\n", s.port));
+        out.push_str(&format!(
+            "uptime_in_seconds:{}\r\n",
+            s.started.elapsed().as_secs()
+        ));
+        out.push_str(&format!("worker_threads:{}\r\n", s.workers));
+        out.push_str("\r\n");
+    }
+    if want("persistence") {
+        let c = ctx.checkpoints.summary();
+        let last = c.last;
+        out.push_str("# Persistence\r\n");
+        out.push_str(&format!("keys:{}\r\n", ctx.store.len()));
+        out.push_str(&format!("dir:{}\r\n", s.dir));
+        out.push_str(&format!(
+            "checkpoint_every_ms:{}\r\n",
+            s.checkpoint_every.map_or(0, |d| d.as_millis())
+        ));
+        out.push_str(&format!(
+            "rdb_last_save_time:{}\r\n",
+            c.last_save_ms.map_or(0, |ms| ms / 1000)
+        ));
+        out.push_str(&format!(
+            "rdb_last_bgsave_status:{}\r\n",
+            if c.last_failed { "err" } else { "ok" }
+        ));
+        out.push_str(&format!("rdb_saves:{}\r\n", c.taken));
+        out.push_str(&format!("checkpoints_taken:{}\r\n", c.taken));
+        out.push_str(&format!("checkpoints_failed:{}\r\n", c.failed));
+        out.push_str(&format!(
+            "last_checkpoint_keys:{}\r\n",
+            last.map_or(0, |l| l.keys)
+        ));
+        out.push_str(&format!(
+            "last_time_to_stop_us:{}\r\n",
+            last.map_or(0, |l| l.time_to_stop.as_micros())
+        ));
+        out.push_str(&format!(
+            "last_pause_us:{}\r\n",
+            last.map_or(0, |l| l.pause.as_micros())
+        ));
+        out.push_str(&format!(
+            "last_write_us:{}\r\n",
+            last.map_or(0, |l| l.write.as_micros())
+        ));
+        out.push_str(&format!("pause_p50_us:{}\r\n", c.pauses.quantile_us(0.5)));
+        out.push_str(&format!("pause_p99_us:{}\r\n", c.pauses.quantile_us(0.99)));
+        out.push_str(&format!("pause_max_us:{}\r\n", c.pauses.max_us()));
+        if let Some(e) = &c.last_error {
+            out.push_str(&format!(
+                "last_checkpoint_error:{}\r\n",
+                e.replace(['\r', '\n'], " ")
+            ));
+        }
+        out.push_str("\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixture {
+        store: Store,
+        checkpoints: CheckpointStats,
+        server: ServerFacts,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            Fixture {
+                store: Store::new(8),
+                checkpoints: CheckpointStats::new(None),
+                server: ServerFacts {
+                    started: Instant::now(),
+                    port: 6380,
+                    workers: 2,
+                    checkpoint_every: Some(Duration::from_secs(1)),
+                    dir: "./data".into(),
+                },
+            }
+        }
+
+        fn run(&self, words: &[&str]) -> Action {
+            let ctx = Context {
+                store: &self.store,
+                checkpoints: &self.checkpoints,
+                server: &self.server,
+            };
+            let args: Vec<Vec<u8>> = words.iter().map(|w| w.as_bytes().to_vec()).collect();
+            execute(&ctx, &args)
+        }
+
+        fn reply(&self, words: &[&str]) -> Reply {
+            match self.run(words) {
+                Action::Reply(r) => r,
+                other => panic!("{words:?} gave {other:?}"),
+            }
+        }
+    }
+
+    fn bulk(s: &str) -> Reply {
+        Reply::Bulk(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn basic_commands() {
+        let f = Fixture::new();
+        assert_eq!(f.reply(&["PING"]), Reply::Simple("PONG".into()));
+        assert_eq!(f.reply(&["ping", "hi"]), bulk("hi"));
+        assert_eq!(f.reply(&["ECHO", "x y"]), bulk("x y"));
+        assert_eq!(f.reply(&["GET", "k"]), Reply::Null);
+        assert_eq!(f.reply(&["set", "k", "v"]), Reply::ok());
+        assert_eq!(f.reply(&["GET", "k"]), bulk("v"));
+        assert_eq!(f.reply(&["EXISTS", "k", "k", "nope"]), Reply::Integer(2));
+        assert_eq!(f.reply(&["INCR", "n"]), Reply::Integer(1));
+        assert_eq!(f.reply(&["INCR", "n"]), Reply::Integer(2));
+        assert_eq!(
+            f.reply(&["INCR", "k"]),
+            Reply::err("value is not an integer or out of range")
+        );
+        assert_eq!(f.reply(&["DBSIZE"]), Reply::Integer(2));
+        assert_eq!(f.reply(&["DEL", "k", "n", "nope"]), Reply::Integer(2));
+        assert_eq!(f.reply(&["SET", "a", "1"]), Reply::ok());
+        assert_eq!(f.reply(&["FLUSHALL"]), Reply::ok());
+        assert_eq!(f.reply(&["DBSIZE"]), Reply::Integer(0));
+        assert_eq!(f.reply(&["COMMAND", "DOCS"]), Reply::Array(vec![]));
+        assert_eq!(f.run(&["SAVE"]), Action::Save);
+        assert_eq!(f.run(&["quit"]), Action::Quit);
+    }
+
+    #[test]
+    fn set_with_expiry() {
+        let f = Fixture::new();
+        assert_eq!(f.reply(&["SET", "a", "1", "EX", "100"]), Reply::ok());
+        assert_eq!(f.reply(&["SET", "b", "1", "px", "1"]), Reply::ok());
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(f.reply(&["GET", "a"]), bulk("1"));
+        assert_eq!(f.reply(&["GET", "b"]), Reply::Null);
+        assert_eq!(
+            f.reply(&["SET", "a", "1", "EX", "0"]),
+            Reply::err("invalid expire time in 'set' command")
+        );
+        assert_eq!(
+            f.reply(&["SET", "a", "1", "EX", "soon"]),
+            Reply::err("value is not an integer or out of range")
+        );
+        assert_eq!(
+            f.reply(&["SET", "a", "1", "NX"]),
+            Reply::err("syntax error")
+        );
+        assert_eq!(
+            f.reply(&["SET", "a", "1", "KEEP", "5"]),
+            Reply::err("syntax error")
+        );
+    }
+
+    #[test]
+    fn errors() {
+        let f = Fixture::new();
+        assert_eq!(
+            f.reply(&["FROB", "x"]),
+            Reply::err("unknown command 'FROB'")
+        );
+        assert_eq!(
+            f.reply(&["GET"]),
+            Reply::err("wrong number of arguments for 'get' command")
+        );
+        assert_eq!(
+            f.reply(&["SAVE", "now"]),
+            Reply::err("wrong number of arguments for 'save' command")
+        );
+        assert_eq!(
+            f.reply(&["PING", "a", "b"]),
+            Reply::err("wrong number of arguments for 'ping' command")
+        );
+    }
+
+    #[test]
+    fn info_sections() {
+        let f = Fixture::new();
+        f.reply(&["SET", "a", "1"]);
+        let Reply::Bulk(all) = f.reply(&["INFO"]) else {
+            panic!("INFO is a bulk string")
+        };
+        let all = String::from_utf8(all).unwrap();
+        for field in [
+            "# Server",
+            "tcp_port:6380",
+            "# Persistence",
+            "keys:1",
+            "rdb_last_save_time:0",
+            "checkpoints_taken:0",
+            "pause_p99_us:0",
+            "pause_max_us:0",
+        ] {
+            assert!(all.contains(field), "{field} missing from {all}");
+        }
+        let Reply::Bulk(p) = f.reply(&["INFO", "persistence"]) else {
+            panic!("INFO is a bulk string")
+        };
+        let p = String::from_utf8(p).unwrap();
+        assert!(
+            p.starts_with("# Persistence") && !p.contains("# Server"),
+            "{p}"
+        );
+    }
+}
