@@ -1,16 +1,239 @@
 //! `safepoint-kv`: a Redis-compatible (RESP2) key-value server that takes
 //! consistent checkpoints by stopping the world.
 //!
+//! - [`config`]: command-line flags.
 //! - [`resp`]: the wire protocol (request parser, reply encoder).
 //! - [`store`]: the sharded, structurally shared key space.
-//! - [`snapshot`]: the `dump.kv` file format, durable writes, checked loads.
-//! - [`config`]: command-line flags.
 //! - [`commands`]: what each command does to the store.
+//! - [`snapshot`]: the `dump.kv` file format, durable writes, checked loads.
+//! - [`checkpoint`]: the task that stops the world, captures, and writes.
+//! - [`server`]: accept loop, connections, graceful shutdown.
+//! - [`demo`]: built-in load clients for `--duration`.
 //! - [`stats`]: latency histogram and checkpoint figures.
+//! - [`main`] (here): start-up, signals, the demo report.
 
+pub mod checkpoint;
 pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod resp;
+pub mod server;
 pub mod snapshot;
 pub mod stats;
 pub mod store;
+
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::future::{self, Either};
+
+use checkpoint::Checkpointer;
+use commands::ServerFacts;
+use config::{Config, Parsed, USAGE};
+use server::{ServerState, ShutdownTrigger};
+use snapshot::Problem;
+use stats::CheckpointStats;
+use store::{now_ms, Store, DEFAULT_SHARDS};
+
+/// Runs the server with the process's arguments and exits: 0 on a clean stop,
+/// 1 on a runtime error (including a corrupt snapshot), 2 on bad flags.
+pub fn main() -> ! {
+    let code = match config::parse(std::env::args().skip(1)) {
+        Ok(Parsed::Help) => {
+            print!("{USAGE}");
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}\n\n{USAGE}");
+            2
+        }
+        Ok(Parsed::Run(config)) => match run(&config) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        },
+    };
+    std::process::exit(code)
+}
+
+/// Runs the server (and, with `--duration`, the demo) until it stops.
+pub fn run(config: &Config) -> Result<(), String> {
+    let started = Instant::now();
+    let (store, loaded_save_ms) = load_store(config)?;
+    let store = Arc::new(store);
+    let stats = Arc::new(CheckpointStats::new(loaded_save_ms));
+    let rt = safepoint::Builder::new_multi_thread()
+        .worker_threads(config.workers)
+        .thread_name("kv-worker")
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let addr = SocketAddr::new(config.bind, config.port);
+    let listener = rt.block_on(server::bind(addr)).map_err(|e| e.to_string())?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let (trigger, shutdown) = server::shutdown_pair();
+
+    let demo = config.duration.map(|duration| {
+        let trigger = trigger.clone();
+        let (clients, threads) = (config.clients, (config.workers / 2).max(1));
+        std::thread::Builder::new()
+            .name("kv-demo".into())
+            .spawn(move || {
+                let report = demo::run_load(local, clients, duration, threads);
+                trigger.fire();
+                report
+            })
+            .map_err(|e| format!("cannot start the demo thread: {e}"))
+    });
+    let demo = demo.transpose()?;
+
+    let final_checkpoint = rt.block_on(async {
+        let checkpointer = Checkpointer::start(
+            store.clone(),
+            stats.clone(),
+            config.dir.clone(),
+            config.checkpoint_every,
+        );
+        safepoint::spawn(watch_signals(trigger));
+        let state = Arc::new(ServerState {
+            store: store.clone(),
+            stats: stats.clone(),
+            facts: ServerFacts {
+                started,
+                port: local.port(),
+                workers: config.workers,
+                checkpoint_every: config.checkpoint_every,
+                dir: config.dir.display().to_string(),
+            },
+            checkpointer: checkpointer.clone(),
+        });
+        server::serve(listener, state, shutdown).await;
+        println!("shutdown: taking the final checkpoint");
+        checkpointer.save().await
+    });
+
+    let load = match demo {
+        Some(thread) => Some(
+            thread
+                .join()
+                .map_err(|_| "the demo load thread panicked".to_string())?
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let final_checkpoint = final_checkpoint.map_err(|e| format!("final checkpoint: {e}"))?;
+    if let Some(load) = load {
+        print_demo_report(config, &load, &stats, store.len());
+    }
+    println!(
+        "stopped: {} keys saved to {}",
+        final_checkpoint.keys,
+        snapshot::path_in(&config.dir).display()
+    );
+    rt.shutdown_timeout(server::SHUTDOWN_GRACE);
+    Ok(())
+}
+
+/// Loads `<dir>/dump.kv` if present. A corrupt file is an error unless
+/// `--ignore-corrupt-snapshot`, which moves it aside (so the next checkpoint
+/// cannot destroy what might still be recovered) and starts empty.
+fn load_store(config: &Config) -> Result<(Store, Option<u64>), String> {
+    let path = snapshot::path_in(&config.dir);
+    match snapshot::load(&path) {
+        Ok(Some(snap)) => {
+            let saved_at = snap.saved_at_ms;
+            let store = Store::from_entries(DEFAULT_SHARDS, snap.entries, now_ms());
+            println!("loaded {} keys from {}", store.len(), path.display());
+            Ok((store, Some(saved_at)))
+        }
+        Ok(None) => Ok((Store::new(DEFAULT_SHARDS), None)),
+        Err(e) if config.ignore_corrupt_snapshot && !matches!(e.problem, Problem::Io(_)) => {
+            let aside = config.dir.join(format!("dump.kv.corrupt-{}", now_ms()));
+            std::fs::rename(&path, &aside).map_err(|re| {
+                format!(
+                    "{e}; and moving it aside to {} failed: {re}",
+                    aside.display()
+                )
+            })?;
+            eprintln!(
+                "warning: {e}; moved it to {} and starting empty (--ignore-corrupt-snapshot)",
+                aside.display()
+            );
+            Ok((Store::new(DEFAULT_SHARDS), None))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Fires `trigger` on SIGINT or SIGTERM.
+async fn watch_signals(trigger: ShutdownTrigger) {
+    let which = match future::select(
+        pin!(safepoint::signal::ctrl_c()),
+        pin!(safepoint::signal::terminate()),
+    )
+    .await
+    {
+        Either::Left((result, _)) => result.map(|()| "SIGINT"),
+        Either::Right((result, _)) => result.map(|()| "SIGTERM"),
+    };
+    match which {
+        Ok(name) => println!("shutdown: {name} received; finishing in-flight commands"),
+        Err(e) => {
+            // Without signal handling the server can still be stopped by the
+            // demo timer; say so rather than shutting down for no reason.
+            eprintln!("warning: cannot listen for signals: {e}");
+            future::pending::<()>().await;
+        }
+    }
+    trigger.fire();
+}
+
+fn print_demo_report(
+    config: &Config,
+    load: &demo::LoadReport,
+    stats: &CheckpointStats,
+    keys: usize,
+) {
+    let secs = load.elapsed.as_secs_f64().max(1e-9);
+    let c = stats.summary();
+    println!();
+    println!(
+        "demo: {} clients, pipeline {}, {:.1} s, {} workers",
+        config.clients,
+        demo::PIPELINE,
+        secs,
+        config.workers
+    );
+    println!(
+        "  throughput   {:.0} ops/s ({} ops, {} error replies)",
+        load.ops as f64 / secs,
+        load.ops,
+        load.errors
+    );
+    println!(
+        "  latency      p50 {} µs, p99 {} µs, max {} µs",
+        load.latency.quantile_us(0.5),
+        load.latency.quantile_us(0.99),
+        load.latency.max_us()
+    );
+    println!("  checkpoints  {} taken, {} failed", c.taken, c.failed);
+    println!(
+        "  pause        p50 {} µs, p99 {} µs, max {} µs (request to resume)",
+        c.pauses.quantile_us(0.5),
+        c.pauses.quantile_us(0.99),
+        c.pauses.max_us()
+    );
+    println!(
+        "  time to stop p50 {} µs, p99 {} µs, max {} µs",
+        c.stops.quantile_us(0.5),
+        c.stops.quantile_us(0.99),
+        c.stops.max_us()
+    );
+    println!("  keys         {keys}");
+    for failure in &load.failed_clients {
+        println!("  failed       {failure}");
+    }
+}
