@@ -1,0 +1,189 @@
+//! [`Handle`]: the shared, cloneable half of the driver.
+//!
+//! Everything a future needs from the driver lives behind one `Arc` here: the
+//! mio `Registry` (registering is thread-safe in mio), the registration slab, the
+//! timer wheel, the signal table and the mio `Waker` that interrupts a blocked
+//! turn. The owned [`Driver`](super::Driver) holds only what must not be shared:
+//! the `Poll` and its event buffer.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use slab::Slab;
+
+use super::context;
+use super::scheduled_io::ScheduledIo;
+use crate::signal::registry::SignalTable;
+use crate::time::timers::Timers;
+use crate::time::{Clock, Instant};
+
+/// A handle to a [`Driver`](super::Driver): `Clone + Send + Sync`, an `Arc` inside.
+///
+/// Futures created inside a runtime keep a clone, so they can be polled on any
+/// thread afterwards.
+///
+/// # Examples
+///
+/// ```
+/// use safepoint_io::driver::{Config, Driver, Handle};
+///
+/// let driver = Driver::new(Config::default()).unwrap();
+/// let handle = driver.handle();
+/// assert!(Handle::try_current().is_none());
+/// {
+///     let _guard = handle.enter();
+///     assert!(Handle::try_current().is_some());
+/// }
+/// assert!(Handle::try_current().is_none());
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) registry: mio::Registry,
+    waker: mio::Waker,
+    /// Set by `unpark`, cleared by the turn once its poll returned: a second
+    /// unpark before that needs no second syscall.
+    notified: AtomicBool,
+    pub(crate) ios: Mutex<Slab<Arc<ScheduledIo>>>,
+    next_generation: AtomicUsize,
+    pub(crate) io_waiters: AtomicUsize,
+    pub(crate) timers: Option<Timers>,
+    pub(crate) clock: Clock,
+    pub(crate) signals: SignalTable,
+    io_enabled: bool,
+    pub(crate) shutdown: AtomicBool,
+}
+
+impl Inner {
+    pub(crate) fn new(registry: mio::Registry, waker: mio::Waker, config: &super::Config) -> Inner {
+        Inner {
+            registry,
+            waker,
+            notified: AtomicBool::new(false),
+            ios: Mutex::new(Slab::new()),
+            next_generation: AtomicUsize::new(0),
+            io_waiters: AtomicUsize::new(0),
+            timers: config
+                .enable_time
+                .then(|| Timers::new(config.clock.now().into_std())),
+            clock: config.clock.clone(),
+            signals: SignalTable::new(),
+            io_enabled: config.enable_io,
+            shutdown: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn next_generation(&self) -> usize {
+        self.next_generation.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Called by the turn after its poll returned, before it handles events.
+    pub(crate) fn clear_notified(&self) {
+        self.notified.store(false, Ordering::SeqCst);
+    }
+
+    pub(crate) fn unpark(&self) {
+        if !self.notified.swap(true, Ordering::SeqCst) {
+            // An error here means the eventfd is gone, i.e. the process is out of
+            // file descriptors or tearing down; there is nobody to report it to.
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+impl Handle {
+    /// Interrupts a blocked [`Driver::turn`](super::Driver::turn). If no turn is
+    /// blocked, the next one returns at once (the wake is remembered), so an
+    /// unpark that races the start of a turn is never lost.
+    pub fn unpark(&self) {
+        self.inner.unpark();
+    }
+
+    /// Makes this the current driver of the thread until the guard drops; the
+    /// guard restores the previous one. Guards nest.
+    pub fn enter(&self) -> context::EnterGuard {
+        context::enter(self.clone())
+    }
+
+    /// The current thread's driver handle, if a runtime entered one.
+    pub fn try_current() -> Option<Handle> {
+        context::try_current()
+    }
+
+    /// The clock this driver measures timers against.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// The tick-rounded instant of the earliest pending timer: advancing a virtual
+    /// clock to it and turning fires at least that timer. `None` when no timer is
+    /// pending or time is disabled.
+    pub fn next_timer_deadline(&self) -> Option<Instant> {
+        let timers = self.inner.timers.as_ref()?;
+        timers.next_deadline().map(Instant::from_std)
+    }
+
+    /// Number of timers registered and not yet fired or cancelled.
+    pub fn pending_timers(&self) -> usize {
+        self.inner.timers.as_ref().map_or(0, |t| t.pending())
+    }
+
+    /// Number of registrations on which some task currently waits for readiness
+    /// (holds a stored waker). Signal listeners are not counted: they wait on the
+    /// outside world but are no reason to hold virtual time still.
+    pub fn io_waiters(&self) -> usize {
+        self.inner.io_waiters.load(Ordering::Acquire)
+    }
+
+    /// Whether sockets may register with this driver.
+    pub fn io_enabled(&self) -> bool {
+        self.inner.io_enabled
+    }
+
+    /// Whether timers are enabled on this driver.
+    pub fn time_enabled(&self) -> bool {
+        self.inner.timers.is_some()
+    }
+
+    /// Whether the two handles refer to the same driver.
+    pub fn ptr_eq(&self, other: &Handle) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// The timers, or a clear panic when time is disabled.
+    #[track_caller]
+    pub(crate) fn timers(&self) -> &Timers {
+        match &self.inner.timers {
+            Some(t) => t,
+            None => panic!(
+                "timers are disabled on this safepoint runtime: enable them with \
+                 Builder::enable_time (or enable_all)"
+            ),
+        }
+    }
+
+    /// Panics clearly when I/O is disabled.
+    #[track_caller]
+    pub(crate) fn assert_io_enabled(&self) {
+        assert!(
+            self.inner.io_enabled,
+            "I/O is disabled on this safepoint runtime: enable it with Builder::enable_io \
+             (or enable_all)"
+        );
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("clock", &self.inner.clock)
+            .field("pending_timers", &self.pending_timers())
+            .field("io_waiters", &self.io_waiters())
+            .finish()
+    }
+}

@@ -1,0 +1,209 @@
+//! Readiness and wakers of one registered source.
+//!
+//! The reactor is edge-triggered: mio reports a transition once, so the readiness
+//! is remembered here until an operation returns `WouldBlock`. The readiness word
+//! also carries a *tick* that every event bumps. An operation that saw readiness
+//! at tick `t` and then hit `WouldBlock` clears it only if the tick is still `t`:
+//! if an event arrived in between, the clear is skipped and that event is not lost.
+//!
+//! Wakers are kept per direction. Each direction has one slot for `poll_*`
+//! callers (the owner of a stream, as in tokio) and a short list for the
+//! `async fn`s of shared sockets (`&UdpSocket` used by several tasks), each entry
+//! removed again when its future is dropped, so that [`Handle::io_waiters`]
+//! counts only tasks that really wait.
+//!
+//! [`Handle::io_waiters`]: super::Handle::io_waiters
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
+
+use parking_lot::Mutex;
+
+/// Readiness bits (low byte of the state word).
+pub(crate) const READABLE: usize = 1;
+pub(crate) const WRITABLE: usize = 1 << 1;
+pub(crate) const READ_CLOSED: usize = 1 << 2;
+pub(crate) const WRITE_CLOSED: usize = 1 << 3;
+pub(crate) const ERROR: usize = 1 << 4;
+/// Set when the driver shut down: every wait ends with an error.
+pub(crate) const SHUTDOWN: usize = 1 << 5;
+const READY_MASK: usize = 0xff;
+const TICK_SHIFT: usize = 8;
+
+/// A direction of interest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Read,
+    Write,
+}
+
+impl Direction {
+    /// The readiness bits that end a wait in this direction. Closed and error
+    /// states count as ready so that the operation runs and reports them.
+    fn mask(self) -> usize {
+        match self {
+            Direction::Read => READABLE | READ_CLOSED | ERROR | SHUTDOWN,
+            Direction::Write => WRITABLE | WRITE_CLOSED | ERROR | SHUTDOWN,
+        }
+    }
+}
+
+/// Readiness observed by a waiter, with the tick it was observed at.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReadyEvent {
+    pub(crate) ready: usize,
+    tick: usize,
+}
+
+impl ReadyEvent {
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.ready & SHUTDOWN != 0
+    }
+}
+
+/// Identifies a waiter in a direction's list. `POLL_SLOT` is the single slot of
+/// `poll_*` callers; other ids are unique per `async fn` call.
+pub(crate) type WaiterId = u64;
+pub(crate) const POLL_SLOT: WaiterId = 0;
+
+#[derive(Default)]
+struct Waiters {
+    read: Vec<(WaiterId, Waker)>,
+    write: Vec<(WaiterId, Waker)>,
+}
+
+impl Waiters {
+    fn list(&mut self, dir: Direction) -> &mut Vec<(WaiterId, Waker)> {
+        match dir {
+            Direction::Read => &mut self.read,
+            Direction::Write => &mut self.write,
+        }
+    }
+    fn is_empty(&self) -> bool {
+        self.read.is_empty() && self.write.is_empty()
+    }
+}
+
+/// Per-registration state shared between the reactor and the socket.
+pub(crate) struct ScheduledIo {
+    /// Generation stamped into the mio token; an event whose token carries another
+    /// generation belongs to an earlier registration in the same slab slot.
+    pub(crate) generation: usize,
+    state: AtomicUsize,
+    waiters: Mutex<Waiters>,
+}
+
+impl ScheduledIo {
+    pub(crate) fn new(generation: usize) -> ScheduledIo {
+        ScheduledIo {
+            generation,
+            state: AtomicUsize::new(0),
+            waiters: Mutex::new(Waiters::default()),
+        }
+    }
+
+    /// Records an event (OR-ing `ready` in and bumping the tick), then moves the
+    /// wakers it satisfies into `wakers`. `waiting` is the handle's `io_waiters`
+    /// counter; it is adjusted under the waiters lock so it never underflows.
+    pub(crate) fn set_readiness(
+        &self,
+        ready: usize,
+        wakers: &mut Vec<Waker>,
+        waiting: &AtomicUsize,
+    ) {
+        let _ = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                let tick = (cur >> TICK_SHIFT).wrapping_add(1);
+                Some((tick << TICK_SHIFT) | (cur & READY_MASK) | ready)
+            });
+        let mut w = self.waiters.lock();
+        let was_waiting = !w.is_empty();
+        for dir in [Direction::Read, Direction::Write] {
+            if ready & dir.mask() != 0 {
+                wakers.extend(w.list(dir).drain(..).map(|(_, waker)| waker));
+            }
+        }
+        if was_waiting && w.is_empty() {
+            waiting.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Drops every waker (the registration is going away).
+    pub(crate) fn clear_wakers(&self, waiting: &AtomicUsize) {
+        let mut w = self.waiters.lock();
+        if !w.is_empty() {
+            waiting.fetch_sub(1, Ordering::AcqRel);
+        }
+        w.read.clear();
+        w.write.clear();
+    }
+
+    fn ready_event(&self, dir: Direction) -> Option<ReadyEvent> {
+        let cur = self.state.load(Ordering::Acquire);
+        let ready = cur & dir.mask();
+        (ready != 0).then_some(ReadyEvent {
+            ready,
+            tick: cur >> TICK_SHIFT,
+        })
+    }
+
+    /// Returns the readiness if any, else stores `cx`'s waker under `id`.
+    pub(crate) fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        id: WaiterId,
+        waiting: &AtomicUsize,
+    ) -> Poll<ReadyEvent> {
+        if let Some(ev) = self.ready_event(dir) {
+            return Poll::Ready(ev);
+        }
+        let mut w = self.waiters.lock();
+        // Re-check under the lock: the reactor sets readiness before it takes the
+        // waiters, so either we see the event now or it sees our waker.
+        if let Some(ev) = self.ready_event(dir) {
+            return Poll::Ready(ev);
+        }
+        let was_waiting = !w.is_empty();
+        let list = w.list(dir);
+        match list.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, waker)) => {
+                if !waker.will_wake(cx.waker()) {
+                    waker.clone_from(cx.waker());
+                }
+            }
+            None => list.push((id, cx.waker().clone())),
+        }
+        if !was_waiting {
+            waiting.fetch_add(1, Ordering::AcqRel);
+        }
+        Poll::Pending
+    }
+
+    /// Removes waiter `id` (its future was dropped).
+    pub(crate) fn remove_waiter(&self, dir: Direction, id: WaiterId, waiting: &AtomicUsize) {
+        let mut w = self.waiters.lock();
+        let was_waiting = !w.is_empty();
+        w.list(dir).retain(|(i, _)| *i != id);
+        if was_waiting && w.is_empty() {
+            waiting.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Clears the readiness in `ev` after an operation returned `WouldBlock`,
+    /// unless a newer event arrived since `ev` was observed. Closed and shutdown
+    /// states are final and never cleared; an error is cleared like readiness
+    /// (the operation that hit `WouldBlock` has already consumed it).
+    pub(crate) fn clear_readiness(&self, ev: ReadyEvent) {
+        let clear = ev.ready & (READABLE | WRITABLE | ERROR);
+        let _ = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                if cur >> TICK_SHIFT != ev.tick {
+                    return None;
+                }
+                Some(cur & !clear)
+            });
+    }
+}

@@ -1,0 +1,18 @@
+//! Sockets on the reactor, shaped like tokio's, with `futures-io` traits.
+//!
+//! * `poll_evented`: [`PollEvented`](poll_evented), the one wrapper that ties a
+//!   mio socket to a driver registration; every type below is built on it.
+//! * [`tcp`]: [`TcpListener`], [`TcpStream`] and its owned halves.
+//! * `udp`: [`UdpSocket`].
+//! * [`unix`]: [`UnixListener`], [`UnixStream`].
+//! * `addr`: resolving `ToSocketAddrs` and trying each address.
+
+mod addr;
+mod poll_evented;
+pub mod tcp;
+mod udp;
+pub mod unix;
+
+pub use self::tcp::{TcpListener, TcpStream};
+pub use self::udp::UdpSocket;
+pub use self::unix::{UnixListener, UnixStream};

@@ -1,0 +1,141 @@
+//! Unix signals as async streams: [`signal`] returns a [`Signal`] listener.
+//!
+//! Shaped like `tokio::signal::unix`. Every listener of a signal is notified of
+//! every delivery; several deliveries before a listener looks coalesce into one
+//! (as the OS itself does).
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use libc::c_int;
+
+use crate::driver::{context, Handle};
+
+/// A signal number, with constructors for the common ones.
+///
+/// # Examples
+///
+/// ```
+/// use safepoint_io::signal::unix::SignalKind;
+/// assert_eq!(SignalKind::terminate().as_raw_value(), libc::SIGTERM);
+/// assert_eq!(SignalKind::from_raw(libc::SIGUSR1), SignalKind::user_defined1());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SignalKind(c_int);
+
+impl SignalKind {
+    /// Any signal by number.
+    pub const fn from_raw(signum: c_int) -> SignalKind {
+        SignalKind(signum)
+    }
+    /// The signal number.
+    pub const fn as_raw_value(&self) -> c_int {
+        self.0
+    }
+    /// SIGINT (Ctrl-C).
+    pub const fn interrupt() -> SignalKind {
+        SignalKind(libc::SIGINT)
+    }
+    /// SIGTERM.
+    pub const fn terminate() -> SignalKind {
+        SignalKind(libc::SIGTERM)
+    }
+    /// SIGHUP.
+    pub const fn hangup() -> SignalKind {
+        SignalKind(libc::SIGHUP)
+    }
+    /// SIGQUIT.
+    pub const fn quit() -> SignalKind {
+        SignalKind(libc::SIGQUIT)
+    }
+    /// SIGUSR1.
+    pub const fn user_defined1() -> SignalKind {
+        SignalKind(libc::SIGUSR1)
+    }
+    /// SIGUSR2.
+    pub const fn user_defined2() -> SignalKind {
+        SignalKind(libc::SIGUSR2)
+    }
+    /// SIGCHLD.
+    pub const fn child() -> SignalKind {
+        SignalKind(libc::SIGCHLD)
+    }
+    /// SIGWINCH.
+    pub const fn window_change() -> SignalKind {
+        SignalKind(libc::SIGWINCH)
+    }
+}
+
+static NEXT_LISTENER: AtomicU64 = AtomicU64::new(1);
+
+/// Starts listening for `kind` on the current driver. From now on the signal's
+/// default action (say, terminating on SIGTERM) is replaced by delivery to
+/// listeners. Fails with the OS error for signals that cannot be caught
+/// (SIGKILL, SIGSTOP, ...). Panics outside a runtime.
+///
+/// # Examples
+///
+/// ```ignore
+/// // Needs a runtime (the `safepoint` crate).
+/// use safepoint::signal::unix::{signal, SignalKind};
+/// let mut hup = signal(SignalKind::hangup())?;
+/// while hup.recv().await.is_some() {
+///     println!("reloading configuration");
+/// }
+/// ```
+#[track_caller]
+pub fn signal(kind: SignalKind) -> io::Result<Signal> {
+    let handle = context::current();
+    let seen = handle
+        .inner
+        .signals
+        .listen(&handle.inner.registry, kind.0)?;
+    Ok(Signal {
+        handle,
+        signum: kind.0,
+        seen,
+        id: NEXT_LISTENER.fetch_add(1, Ordering::Relaxed),
+    })
+}
+
+/// A listener for one signal; also a `Stream` of `()`.
+#[derive(Debug)]
+pub struct Signal {
+    handle: Handle,
+    signum: c_int,
+    seen: u64,
+    id: u64,
+}
+
+impl Signal {
+    /// Waits for the next delivery. Never returns `None` today (the driver keeps
+    /// the signal source for its whole life); the `Option` is tokio's shape.
+    pub async fn recv(&mut self) -> Option<()> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Polls for the next delivery.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
+        self.handle
+            .inner
+            .signals
+            .poll_recv(cx, self.signum, &mut self.seen, self.id)
+            .map(Some)
+    }
+}
+
+impl futures_core::Stream for Signal {
+    type Item = ();
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<()>> {
+        self.get_mut().poll_recv(cx)
+    }
+}
+
+impl Drop for Signal {
+    fn drop(&mut self) {
+        self.handle.inner.signals.remove(self.signum, self.id);
+    }
+}

@@ -1,0 +1,130 @@
+//! The timer wheel as the driver and the timer futures share it.
+//!
+//! The wheel sits behind a `parking_lot::Mutex` so that any thread can register
+//! or cancel a timer; every critical section here is a handful of pointer
+//! updates. Times are converted to 1 ms ticks since `base` (the clock's reading
+//! when the driver was built): deadlines round *up* and "now" rounds *down*, so a
+//! timer never fires before its deadline.
+//!
+//! `parked_until` is the tick a blocked turn will wake at on its own. A timer
+//! registered from another thread with an earlier tick must interrupt that turn,
+//! or it would fire late; registration compares under the same lock the turn
+//! used to compute its timeout, so the check cannot race.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Waker;
+use std::time::{Duration, Instant as StdInstant};
+
+use parking_lot::Mutex;
+
+use super::wheel::Wheel;
+
+/// Wakers fired per lock hold; bounds the time other threads wait on the lock.
+const BATCH: usize = 64;
+
+pub(crate) struct Timers {
+    wheel: Mutex<Wheel>,
+    base: StdInstant,
+    parked_until: AtomicU64,
+}
+
+/// What registering a timer did.
+pub(crate) enum Registered {
+    /// Already due: complete now.
+    Expired,
+    /// Waiting in the wheel under this key; `unpark` says whether a blocked turn
+    /// must be woken to shorten its timeout.
+    Waiting { key: usize, unpark: bool },
+}
+
+impl Timers {
+    pub(crate) fn new(base: StdInstant) -> Timers {
+        Timers {
+            wheel: Mutex::new(Wheel::new()),
+            base,
+            parked_until: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Deadline to tick, rounding up.
+    fn deadline_tick(&self, t: StdInstant) -> u64 {
+        let d = t.saturating_duration_since(self.base);
+        let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
+        u64::try_from(ms).unwrap_or(u64::MAX)
+    }
+
+    /// Current time to tick, rounding down.
+    fn now_tick(&self, now: StdInstant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.base).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn tick_instant(&self, tick: u64) -> StdInstant {
+        // Saturate far out rather than panic: a tick this large is decades away.
+        self.base
+            .checked_add(Duration::from_millis(tick))
+            .unwrap_or_else(|| self.base + Duration::from_secs(86400 * 365 * 30))
+    }
+
+    pub(crate) fn register(&self, deadline: StdInstant, waker: &Waker) -> Registered {
+        let when = self.deadline_tick(deadline);
+        let mut wheel = self.wheel.lock();
+        match wheel.insert(when, waker.clone()) {
+            None => Registered::Expired,
+            Some(key) => Registered::Waiting {
+                key,
+                unpark: when < self.parked_until.load(Ordering::Relaxed),
+            },
+        }
+    }
+
+    /// Whether timer `key` fired; if not, updates its waker.
+    pub(crate) fn poll(&self, key: usize, waker: &Waker) -> bool {
+        self.wheel.lock().poll(key, waker)
+    }
+
+    /// Cancels (or forgets a fired) timer.
+    pub(crate) fn remove(&self, key: usize) -> Option<Waker> {
+        self.wheel.lock().remove(key)
+    }
+
+    pub(crate) fn pending(&self) -> usize {
+        self.wheel.lock().waiting()
+    }
+
+    pub(crate) fn next_deadline(&self) -> Option<StdInstant> {
+        let tick = self.wheel.lock().next_deadline()?;
+        Some(self.tick_instant(tick))
+    }
+
+    /// For a turn about to block on a real clock: how long until the next timer
+    /// needs attention. Records the wake-up tick for `register` to compare with.
+    pub(crate) fn park_timeout(&self, now: StdInstant) -> Option<Duration> {
+        let wheel = self.wheel.lock();
+        let next = wheel.next_wakeup();
+        self.parked_until
+            .store(next.unwrap_or(u64::MAX), Ordering::Relaxed);
+        next.map(|tick| self.tick_instant(tick).saturating_duration_since(now))
+    }
+
+    /// The turn is no longer blocked.
+    pub(crate) fn unparked(&self) {
+        self.parked_until.store(u64::MAX, Ordering::Relaxed);
+    }
+
+    /// Fires every timer due at `now`, waking in batches outside the lock.
+    /// Returns the number of wakers woken.
+    pub(crate) fn process(&self, now: StdInstant, buf: &mut Vec<Waker>) -> usize {
+        let now = self.now_tick(now);
+        let mut woken = 0;
+        loop {
+            let done = self.wheel.lock().process(now, buf, BATCH);
+            woken += buf.len();
+            for w in buf.drain(..) {
+                w.wake();
+            }
+            if done {
+                return woken;
+            }
+        }
+    }
+}
