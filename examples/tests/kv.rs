@@ -396,7 +396,7 @@ fn malformed_resp_closes_only_that_connection() {
 #[test]
 fn every_snapshot_holds_acknowledged_counts() {
     const CLIENTS: usize = 50;
-    const INCRS: u64 = 200;
+    const INCRS: u64 = 1000;
     let dir = TempDir::new("incr");
     let server = Server::start(&dir.0, &["--checkpoint-every", "0.05"]);
     let acked: Arc<Vec<AtomicU64>> = Arc::new((0..CLIENTS).map(|_| AtomicU64::new(0)).collect());
@@ -443,7 +443,8 @@ fn every_snapshot_holds_acknowledged_counts() {
     thread::sleep(Duration::from_millis(50));
     done.store(true, Ordering::Relaxed);
     let seen = watcher.join().unwrap();
-    assert!(seen.len() >= 2, "only {} snapshots seen", seen.len());
+    eprintln!("{} distinct snapshots checked", seen.len());
+    assert!(seen.len() >= 3, "only {} snapshots seen", seen.len());
 
     let mut last: HashMap<String, u64> = HashMap::new();
     for (bytes, acks) in &seen {

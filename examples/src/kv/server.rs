@@ -97,9 +97,10 @@ async fn accept_until_shutdown(
     alive: mpsc::Sender<()>,
 ) {
     loop {
+        // Shutdown is polled first so a stream of new connections cannot delay it.
         let accept = pin!(listener.accept());
-        match future::select(accept, shutdown.clone()).await {
-            Either::Left((Ok((stream, _peer)), _)) => {
+        match future::select(shutdown.clone(), accept).await {
+            Either::Right((Ok((stream, _peer)), _)) => {
                 let shared = shared.clone();
                 let shutdown = shutdown.clone();
                 let alive = alive.clone();
@@ -112,12 +113,12 @@ async fn accept_until_shutdown(
                     drop(alive);
                 });
             }
-            Either::Left((Err(e), _)) => {
+            Either::Right((Err(e), _)) => {
                 // Out of file descriptors and the like: report, breathe, go on.
                 eprintln!("accept failed: {e}");
                 safepoint::time::sleep(Duration::from_millis(50)).await;
             }
-            Either::Right(((), _)) => return,
+            Either::Left(((), _)) => return,
         }
     }
 }
@@ -138,10 +139,11 @@ async fn connection(
     let mut output: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
-        let n = match future::select(stream.read(&mut chunk), shutdown.clone()).await {
-            Either::Left((read, _)) => read?,
-            // Shutting down, and this connection has no command in progress.
-            Either::Right(((), _)) => return Ok(()),
+        // Shutdown is polled first: a client that keeps sending must not keep
+        // the server up. Commands already read have been applied and answered.
+        let n = match future::select(shutdown.clone(), stream.read(&mut chunk)).await {
+            Either::Left(((), _)) => return Ok(()),
+            Either::Right((read, _)) => read?,
         };
         if n == 0 {
             return Ok(());
