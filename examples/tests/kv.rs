@@ -472,3 +472,44 @@ fn every_snapshot_holds_acknowledged_counts() {
         .iter()
         .all(|(_, v)| &v.data[..] == INCRS.to_string().as_bytes()));
 }
+
+#[test]
+fn bad_flags_exit_2_with_the_reason() {
+    let out = Command::new(BIN).args(["--port", "http"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("error: --port: invalid value 'http'"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("usage: safepoint-kv"), "{stderr}");
+    let help = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--checkpoint-every"));
+}
+
+#[test]
+fn info_reports_checkpoints() {
+    let dir = TempDir::new("info");
+    let server = Server::start(&dir.0, &["--checkpoint-every", "0"]);
+    let mut client = server.client();
+    assert_eq!(client.call(&[b"SET", b"a", b"1", b"EX", b"100"]), ok());
+    assert_eq!(client.call(&[b"SAVE"]), ok());
+    let Reply::Bulk(Some(info)) = client.call(&[b"INFO", b"persistence"]) else {
+        panic!("INFO is a bulk string")
+    };
+    let info = String::from_utf8(info).unwrap();
+    let field = |name: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("{name} missing from {info}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(field("keys"), 1);
+    assert_eq!(field("checkpoints_taken"), 1);
+    assert!(field("rdb_last_save_time") > 1_600_000_000);
+    assert!(field("pause_max_us") >= field("pause_p50_us"));
+    assert_eq!(client.call(&[b"COMMAND", b"DOCS"]), Reply::Array(vec![]));
+}

@@ -1,6 +1,9 @@
 //! `safepoint-kv`: a Redis-compatible (RESP2) key-value server that takes
 //! consistent checkpoints by stopping the world.
 //!
+//! Run it with `cargo run --release --example kv` (then `redis-cli -p 6380`), or
+//! `cargo run --release --example kv -- --duration 10` for the built-in load demo.
+//!
 //! - [`config`]: command-line flags.
 //! - [`resp`]: the wire protocol (request parser, reply encoder).
 //! - [`store`]: the sharded, structurally shared key space.
