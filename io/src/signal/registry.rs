@@ -45,6 +45,14 @@ impl SignalTable {
     /// Makes sure `signum` is delivered to this driver; returns its current
     /// generation (a new listener starts there: it waits for the *next* signal).
     pub(crate) fn listen(&self, registry: &mio::Registry, signum: c_int) -> io::Result<u64> {
+        // signal-hook panics on these (SIGKILL, SIGSTOP cannot be caught; a
+        // handler for SIGSEGV & co would hide real faults): refuse them here.
+        if signal_hook::consts::FORBIDDEN.contains(&signum) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("signal {signum} cannot be listened for (it is uncatchable or a fault)"),
+            ));
+        }
         let mut state = self.state.lock();
         if !state.slots.contains_key(&signum) {
             match &mut state.source {

@@ -74,7 +74,7 @@ static NEXT_LISTENER: AtomicU64 = AtomicU64::new(1);
 /// Starts listening for `kind` on the current driver. From now on the signal's
 /// default action (say, terminating on SIGTERM) is replaced by delivery to
 /// listeners. Fails with the OS error for signals that cannot be caught
-/// (SIGKILL, SIGSTOP, ...). Panics outside a runtime.
+/// (SIGKILL, SIGSTOP) or that signal-hook forbids (SIGSEGV, SIGILL, SIGFPE). Panics outside a runtime.
 ///
 /// # Examples
 ///

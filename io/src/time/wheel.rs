@@ -180,7 +180,12 @@ impl Wheel {
                 return None;
             }
             let shift = level as u32 * SLOT_BITS;
-            let now_slot = ((self.elapsed >> shift) & (SLOTS as u64 - 1)) as u32;
+            let mut now_slot = ((self.elapsed >> shift) & (SLOTS as u64 - 1)) as u32;
+            if level == LEVELS - 1 {
+                // An entry in the top level's current slot is a whole lap ahead
+                // (it was beyond the wheel's range), so search from the next slot.
+                now_slot += 1;
+            }
             let slot = ((occupied.rotate_right(now_slot).trailing_zeros() + now_slot)
                 % SLOTS as u32) as usize;
             let level_range = 1u64 << (shift + SLOT_BITS);
