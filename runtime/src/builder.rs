@@ -1,0 +1,307 @@
+//! `Builder`: configure and build a runtime.
+//!
+//! Bad values are reported by `build()` as an `io::Error` of kind
+//! `InvalidInput` whose message names the setting and the value, so a typo
+//! in a config file fails loudly at start-up instead of producing a runtime
+//! that hangs.
+
+use std::io;
+use std::time::Duration;
+
+use crate::runtime::Runtime;
+use crate::scheduler::{worker, Config, Shared};
+use crate::sync::queue::Local;
+use crate::sync::Arc;
+
+/// Builds a [`Runtime`] with custom settings.
+///
+/// # Examples
+///
+/// ```
+/// let rt = safepoint::Builder::new_multi_thread()
+///     .worker_threads(4)
+///     .thread_name("app")
+///     .build()
+///     .unwrap();
+/// assert_eq!(rt.metrics().workers, 4);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Builder {
+    worker_threads: Option<usize>,
+    thread_name: String,
+    thread_stack_size: Option<usize>,
+    global_queue_interval: u32,
+    event_interval: u32,
+    max_blocking_threads: usize,
+    thread_keep_alive: Duration,
+    enable_io: bool,
+    enable_time: bool,
+}
+
+/// The most workers a runtime can have (the census packs counts in 16 bits).
+const MAX_WORKERS: usize = (1 << 15) - 1;
+
+impl Builder {
+    /// A builder for the multi-thread, work-stealing runtime. I/O and time
+    /// are enabled by default (`enable_all` is accepted for tokio habits).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = safepoint::Builder::new_multi_thread().enable_all().build().unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn new_multi_thread() -> Builder {
+        Builder {
+            worker_threads: None,
+            thread_name: "safepoint-worker".to_owned(),
+            thread_stack_size: None,
+            global_queue_interval: 61,
+            event_interval: 61,
+            max_blocking_threads: 512,
+            thread_keep_alive: Duration::from_secs(10),
+            enable_io: true,
+            enable_time: true,
+        }
+    }
+
+    /// The number of worker threads (default: the number of CPUs).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = safepoint::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    /// assert_eq!(rt.metrics().workers, 2);
+    /// let err = safepoint::Builder::new_multi_thread().worker_threads(0).build().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
+    pub fn worker_threads(&mut self, n: usize) -> &mut Builder {
+        self.worker_threads = Some(n);
+        self
+    }
+
+    /// The prefix of worker thread names (workers are `{name}-{index}`,
+    /// blocking threads `{name}-blocking-{n}`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = safepoint::Builder::new_multi_thread().thread_name("app").build().unwrap();
+    /// let name = rt.block_on(rt.spawn(async { std::thread::current().name().unwrap().to_owned() }));
+    /// assert!(name.unwrap().starts_with("app-"));
+    /// ```
+    pub fn thread_name(&mut self, name: impl Into<String>) -> &mut Builder {
+        self.thread_name = name.into();
+        self
+    }
+
+    /// Stack size of worker and blocking threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = safepoint::Builder::new_multi_thread().thread_stack_size(4 << 20).build().unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn thread_stack_size(&mut self, bytes: usize) -> &mut Builder {
+        self.thread_stack_size = Some(bytes);
+        self
+    }
+
+    /// The most threads the blocking pool may start (default 512).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = safepoint::Builder::new_multi_thread().max_blocking_threads(8).build().unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn max_blocking_threads(&mut self, n: usize) -> &mut Builder {
+        self.max_blocking_threads = n;
+        self
+    }
+
+    /// How long an idle blocking thread waits for a job before it exits
+    /// (default 10 s).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = safepoint::Builder::new_multi_thread()
+    ///     .thread_keep_alive(Duration::from_millis(100))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn thread_keep_alive(&mut self, d: Duration) -> &mut Builder {
+        self.thread_keep_alive = d;
+        self
+    }
+
+    /// Ticks between checks of the global queue ahead of the local one
+    /// (fairness; default 61, as tokio).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = safepoint::Builder::new_multi_thread().global_queue_interval(31).build().unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn global_queue_interval(&mut self, ticks: u32) -> &mut Builder {
+        self.global_queue_interval = ticks;
+        self
+    }
+
+    /// Ticks between non-blocking polls of the I/O driver by a busy worker
+    /// (default 61).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = safepoint::Builder::new_multi_thread().event_interval(31).build().unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn event_interval(&mut self, ticks: u32) -> &mut Builder {
+        self.event_interval = ticks;
+        self
+    }
+
+    /// Enables the I/O and time drivers (they are on by default; this is
+    /// here so tokio-shaped code compiles unchanged).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = safepoint::Builder::new_multi_thread().enable_all().build().unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn enable_all(&mut self) -> &mut Builder {
+        self.enable_io = true;
+        self.enable_time = true;
+        self
+    }
+
+    /// Enables the I/O driver (on by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = safepoint::Builder::new_multi_thread().enable_io().build().unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn enable_io(&mut self) -> &mut Builder {
+        self.enable_io = true;
+        self
+    }
+
+    /// Enables the time driver (on by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = safepoint::Builder::new_multi_thread().enable_time().build().unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn enable_time(&mut self) -> &mut Builder {
+        self.enable_time = true;
+        self
+    }
+
+    fn validate(&self) -> io::Result<Config> {
+        let invalid = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
+        let workers = self.worker_threads.unwrap_or_else(num_cpus::get);
+        if workers == 0 {
+            return invalid("worker_threads must be at least 1 (got 0)".into());
+        }
+        if workers > MAX_WORKERS {
+            return invalid(format!(
+                "worker_threads must be at most {MAX_WORKERS} (got {workers})"
+            ));
+        }
+        if self.max_blocking_threads == 0 {
+            return invalid("max_blocking_threads must be at least 1 (got 0)".into());
+        }
+        if self.global_queue_interval == 0 {
+            return invalid("global_queue_interval must be at least 1 (got 0)".into());
+        }
+        if self.event_interval == 0 {
+            return invalid("event_interval must be at least 1 (got 0)".into());
+        }
+        if self.thread_name.is_empty() {
+            return invalid("thread_name must not be empty".into());
+        }
+        if self.thread_name.contains('\0') {
+            return invalid(format!(
+                "thread_name must not contain a NUL byte (got {:?})",
+                self.thread_name
+            ));
+        }
+        if self.thread_stack_size == Some(0) {
+            return invalid("thread_stack_size must be more than 0 bytes".into());
+        }
+        Ok(Config {
+            worker_threads: workers,
+            thread_name: self.thread_name.clone(),
+            thread_stack_size: self.thread_stack_size,
+            global_queue_interval: self.global_queue_interval,
+            event_interval: self.event_interval,
+            max_blocking_threads: self.max_blocking_threads,
+            thread_keep_alive: self.thread_keep_alive,
+        })
+    }
+
+    /// Builds the runtime and starts its workers.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a bad setting (the message names it); otherwise
+    /// the OS error from starting a thread or creating the I/O driver.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = safepoint::Builder::new_multi_thread()
+    ///     .worker_threads(0)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("worker_threads"));
+    /// ```
+    pub fn build(&mut self) -> io::Result<Runtime> {
+        let config = self.validate()?;
+        let driver = self.make_driver()?;
+        let locals: Vec<Local<crate::scheduler::Task>> =
+            (0..config.worker_threads).map(|_| Local::new()).collect();
+        let stealers = locals.iter().map(|l| l.stealer()).collect();
+        let shared = Arc::new(Shared::new(config, stealers, driver));
+        let threads = match worker::spawn_workers(&shared, locals) {
+            Ok(t) => t,
+            Err(e) => {
+                shared.shutdown.store(true, crate::sync::Ordering::Release);
+                shared.unpark_all();
+                return Err(e);
+            }
+        };
+        Ok(Runtime::from_parts(shared, threads))
+    }
+
+    #[cfg(not(loom))]
+    fn make_driver(&self) -> io::Result<Option<safepoint_io::driver::Driver>> {
+        if !self.enable_io && !self.enable_time {
+            return Ok(None);
+        }
+        let config = safepoint_io::driver::Config {
+            enable_io: self.enable_io,
+            enable_time: self.enable_time,
+            clock: safepoint_io::time::Clock::real(),
+        };
+        safepoint_io::driver::Driver::new(config).map(Some)
+    }
+
+    /// Loom models run without a driver: blocking in `epoll_wait` inside a
+    /// model would hang it, and the driver is not what they check.
+    #[cfg(loom)]
+    fn make_driver(&self) -> io::Result<Option<safepoint_io::driver::Driver>> {
+        Ok(None)
+    }
+}

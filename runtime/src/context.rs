@@ -1,0 +1,145 @@
+//! What the current thread is doing for which runtime.
+//!
+//! One thread-local record: the runtime handle that `spawn`, `Handle::current`
+//! and the net/time types find; the worker-local queues when this thread is
+//! a worker (so a task woken by the task running here goes to this worker's
+//! LIFO slot instead of the global injector); the id of the task being polled
+//! (for `task::id()` and to recognise a stop's requester); and whether this
+//! thread is inside `block_on` (which must not nest).
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use crate::handle::Handle;
+use crate::scheduler::WorkerLocal;
+use crate::sync::thread_local;
+use crate::task::Id;
+
+pub(crate) struct Context {
+    handle: RefCell<Option<Handle>>,
+    worker: RefCell<Option<Rc<WorkerLocal>>>,
+    current_task: Cell<Option<Id>>,
+    in_block_on: Cell<bool>,
+}
+
+thread_local! {
+    static CONTEXT: Context = Context {
+        handle: RefCell::new(None),
+        worker: RefCell::new(None),
+        current_task: Cell::new(None),
+        in_block_on: Cell::new(false),
+    };
+}
+
+/// The handle of the runtime this thread is in, if any.
+pub(crate) fn try_current() -> Option<Handle> {
+    CONTEXT
+        .try_with(|cx| cx.handle.borrow().clone())
+        .ok()
+        .flatten()
+}
+
+/// Runs `f` with this thread's worker-local state, if it is a worker.
+pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&WorkerLocal>) -> R) -> R {
+    let mut f = Some(f);
+    match CONTEXT.try_with(|cx| {
+        let w = cx.worker.borrow();
+        (f.take().unwrap())(w.as_deref())
+    }) {
+        Ok(r) => r,
+        Err(_) => (f.take().unwrap())(None),
+    }
+}
+
+/// Whether this thread is a worker of any safepoint runtime.
+pub(crate) fn is_worker_thread() -> bool {
+    CONTEXT
+        .try_with(|cx| cx.worker.borrow().is_some())
+        .unwrap_or(false)
+}
+
+/// The id of the task being polled on this thread.
+pub(crate) fn current_task() -> Option<Id> {
+    CONTEXT.try_with(|cx| cx.current_task.get()).ok().flatten()
+}
+
+/// Sets the id of the task being polled; returns the previous one.
+pub(crate) fn set_current_task(id: Option<Id>) -> Option<Id> {
+    CONTEXT
+        .try_with(|cx| cx.current_task.replace(id))
+        .ok()
+        .flatten()
+}
+
+/// Restores the previous runtime context when dropped.
+pub(crate) struct EnterGuard {
+    prev: Option<Handle>,
+    _io: Option<safepoint_io::driver::EnterGuard>,
+}
+
+/// Makes `handle` this thread's current runtime until the guard drops.
+pub(crate) fn enter(handle: &Handle) -> EnterGuard {
+    let io = handle.shared.io.as_ref().map(|io| io.enter());
+    let prev = CONTEXT.with(|cx| cx.handle.replace(Some(handle.clone())));
+    EnterGuard { prev, _io: io }
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        let _ = CONTEXT.try_with(|cx| *cx.handle.borrow_mut() = prev);
+    }
+}
+
+/// Marks this thread as a worker for the guard's lifetime.
+pub(crate) struct WorkerGuard;
+
+pub(crate) fn enter_worker(local: Rc<WorkerLocal>) -> WorkerGuard {
+    CONTEXT.with(|cx| *cx.worker.borrow_mut() = Some(local));
+    WorkerGuard
+}
+
+impl Drop for WorkerGuard {
+    fn drop(&mut self) {
+        let _ = CONTEXT.try_with(|cx| cx.worker.borrow_mut().take());
+    }
+}
+
+/// Marks this thread as inside `block_on` for the guard's lifetime.
+pub(crate) struct BlockOnGuard;
+
+/// Enters `block_on`.
+///
+/// # Panics
+///
+/// Panics if this thread is a worker or already inside `block_on`: a
+/// blocking wait there would stall every task queued behind it.
+pub(crate) fn enter_block_on(what: &str) -> BlockOnGuard {
+    assert_may_block(what, "`.await` the future instead");
+    CONTEXT.with(|cx| {
+        if cx.in_block_on.replace(true) {
+            panic!(
+                "{what} called inside `block_on`: a runtime cannot be blocked on from within \
+                 a future it is already blocking on; `.await` the future instead"
+            );
+        }
+    });
+    BlockOnGuard
+}
+
+impl Drop for BlockOnGuard {
+    fn drop(&mut self) {
+        let _ = CONTEXT.try_with(|cx| cx.in_block_on.set(false));
+    }
+}
+
+/// Panics with a message naming the async alternative if this thread is a
+/// runtime worker: a blocking call there would hold a worker hostage.
+pub(crate) fn assert_may_block(what: &str, instead: &str) {
+    if is_worker_thread() {
+        panic!(
+            "{what} called from a safepoint worker thread: blocking a worker stalls every task \
+             queued on it; {instead}"
+        );
+    }
+}

@@ -1,0 +1,276 @@
+//! `Runtime`: owns the worker threads; `block_on`, spawning, shutdown.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::time::{Duration, Instant};
+
+use crate::handle::Handle;
+use crate::metrics::RuntimeMetrics;
+use crate::scheduler::Shared;
+use crate::sync::{Arc, Mutex, Ordering};
+use crate::task::JoinHandle;
+
+/// The safepoint runtime: worker threads, an I/O and timer driver, a
+/// blocking pool, and the global safepoint barrier.
+///
+/// Dropping it shuts it down: workers stop, every task is dropped (so its
+/// destructors run), and the threads are joined.
+///
+/// # Examples
+///
+/// ```
+/// let rt = safepoint::Runtime::new().unwrap();
+/// let out = rt.block_on(async {
+///     let h = safepoint::spawn(async { "hello" });
+///     h.await.unwrap()
+/// });
+/// assert_eq!(out, "hello");
+/// ```
+pub struct Runtime {
+    handle: Handle,
+    threads: Mutex<Vec<crate::sync::thread::JoinHandle<()>>>,
+}
+
+impl Runtime {
+    /// A multi-thread runtime with one worker per CPU, I/O and time on.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the OS refuses a thread or the I/O driver (epoll) cannot be
+    /// created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = safepoint::Runtime::new()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new() -> std::io::Result<Runtime> {
+        crate::Builder::new_multi_thread().build()
+    }
+
+    pub(crate) fn from_parts(
+        shared: Arc<Shared>,
+        threads: Vec<crate::sync::thread::JoinHandle<()>>,
+    ) -> Runtime {
+        Runtime {
+            handle: Handle::from_shared(shared),
+            threads: Mutex::new(threads),
+        }
+    }
+
+    /// Runs `future` to completion on the calling thread, while the workers
+    /// run every spawned task. The future counts as a task for stops and
+    /// quiescence.
+    ///
+    /// # Panics
+    ///
+    /// Panics if called from a worker thread or inside another `block_on`
+    /// (`.await` the future instead). A panic in `future` propagates.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = safepoint::Runtime::new().unwrap();
+    /// assert_eq!(rt.block_on(async { 40 + 2 }), 42);
+    /// ```
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        crate::block_on::block_on(&self.handle, future, Location::caller())
+    }
+
+    /// Spawns a task; see [`crate::spawn`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = safepoint::Runtime::new().unwrap();
+    /// let h = rt.spawn(async { 1 });
+    /// assert_eq!(rt.block_on(h).unwrap(), 1);
+    /// ```
+    #[track_caller]
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        crate::task::spawn_on(&self.handle, future, None, Location::caller())
+    }
+
+    /// Runs a blocking closure on the blocking pool; see
+    /// [`crate::spawn_blocking`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = safepoint::Runtime::new().unwrap();
+    /// let h = rt.spawn_blocking(|| 5);
+    /// assert_eq!(rt.block_on(h).unwrap(), 5);
+    /// ```
+    #[track_caller]
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        crate::task::spawn_blocking_on(&self.handle, f, None, Location::caller())
+    }
+
+    /// The runtime's handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = safepoint::Runtime::new().unwrap();
+    /// let handle: safepoint::Handle = rt.handle().clone();
+    /// # drop(handle);
+    /// ```
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Enters the runtime on this thread; see [`Handle::enter`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = safepoint::Runtime::new().unwrap();
+    /// let _g = rt.enter();
+    /// drop(safepoint::spawn(async {}));
+    /// ```
+    pub fn enter(&self) -> crate::handle::EnterGuard<'_> {
+        self.handle.enter()
+    }
+
+    /// Blocks until every task is blocked (on I/O, timers, channels, join
+    /// handles, safepoints) or finished and no worker is polling: the
+    /// "run the event loop until all tasks are blocked" of test suites.
+    ///
+    /// # Panics
+    ///
+    /// Panics on a worker thread or inside `block_on`; from a task use
+    /// [`task::wait_all_blocked`](crate::task::wait_all_blocked).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// let rt = safepoint::Runtime::new().unwrap();
+    /// let ran = Arc::new(AtomicBool::new(false));
+    /// let r = ran.clone();
+    /// rt.spawn(async move { r.store(true, Ordering::SeqCst) });
+    /// rt.run_until_blocked();
+    /// assert!(ran.load(Ordering::SeqCst));
+    /// ```
+    pub fn run_until_blocked(&self) {
+        self.handle.run_until_blocked()
+    }
+
+    /// A snapshot of the runtime's counters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = safepoint::Builder::new_multi_thread().worker_threads(3).build().unwrap();
+    /// assert_eq!(rt.metrics().workers, 3);
+    /// ```
+    pub fn metrics(&self) -> RuntimeMetrics {
+        self.handle.metrics()
+    }
+
+    /// Shuts down, waiting at most `timeout` for workers stuck in a poll and
+    /// for running blocking jobs; threads still busy after that are left to
+    /// finish on their own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = safepoint::Runtime::new().unwrap();
+    /// rt.spawn(std::future::pending::<()>());
+    /// rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    /// ```
+    pub fn shutdown_timeout(self, timeout: Duration) {
+        self.shutdown(Some(timeout));
+    }
+
+    fn shutdown(&self, timeout: Option<Duration>) {
+        let shared = &self.handle.shared;
+        if shared.shutdown.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        shared.unpark_all();
+        let threads = std::mem::take(&mut *self.threads.lock());
+        for t in threads {
+            #[cfg(not(loom))]
+            if let Some(deadline) = deadline {
+                // std cannot join with a timeout: wait for the thread to
+                // finish, and leave it detached if it does not in time.
+                while !t.is_finished() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                if !t.is_finished() {
+                    continue;
+                }
+            }
+            let _ = t.join();
+        }
+        // Drop every task left, inside the runtime so destructors that
+        // reach for it (deregistering a socket, say) work.
+        let _enter = crate::context::enter(&self.handle);
+        drop_all_tasks(shared);
+        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        shared.blocking.shutdown(remaining);
+    }
+}
+
+/// Wakes every live task and drops the runnables: async-task drops a
+/// future whose runnable is dropped. Repeats while destructors wake more.
+fn drop_all_tasks(shared: &Shared) {
+    drop(shared.take_requester_runnable());
+    loop {
+        while let Some(task) = shared.injector.pop() {
+            drop(task);
+        }
+        let wakers = shared.registry.wakers();
+        if wakers.is_empty() {
+            break;
+        }
+        let before = shared.registry.len();
+        for w in wakers {
+            w.wake();
+        }
+        let mut dropped_any = false;
+        while let Some(task) = shared.injector.pop() {
+            drop(task);
+            dropped_any = true;
+        }
+        if !dropped_any && shared.registry.len() >= before {
+            // Tasks whose runnable is held elsewhere (a worker left behind
+            // by shutdown_timeout): nothing more can be done here.
+            break;
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            crate::context::assert_may_block(
+                "dropping a Runtime",
+                "drop it from outside the runtime, or use `shutdown_timeout`",
+            );
+        }
+        self.shutdown(None);
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.handle.shared.remotes.len())
+            .finish()
+    }
+}

@@ -1,0 +1,93 @@
+//! `safepoint().await`: the point where a task lets the world stop.
+//!
+//! With no stop pending anywhere in the process this is one atomic load and
+//! returns `Ready` on the first poll (protocol point 1). With a stop pending
+//! on this task's runtime, the task parks here: its waker goes on the
+//! barrier's list and the poll returns `Pending`, so the worker moves on and
+//! the task counts as blocked. The resume (or the request's withdrawal)
+//! wakes every parked task. A task released from a stop passes its safepoint
+//! even if a new stop is requested before it runs again: it parks at its
+//! next one, so back-to-back stops cannot pin a task in place.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::barrier::{Phase, STOPS_IN_PROCESS};
+use crate::context;
+
+/// A point where the world may stop.
+///
+/// Call it where the task's state is consistent (between requests, between
+/// batches). When a stop is requested, the task parks here until the world
+/// resumes; otherwise it costs one atomic load and never yields. Outside a
+/// runtime it does nothing.
+///
+/// # Examples
+///
+/// ```
+/// let rt = safepoint::Runtime::new().unwrap();
+/// rt.block_on(async {
+///     for batch in 0..3 {
+///         // ... apply `batch` ...
+///         # let _ = batch;
+///         safepoint::safepoint().await; // a stop sees whole batches only
+///     }
+/// });
+/// ```
+pub fn safepoint() -> Safepoint {
+    Safepoint { parked_in: None }
+}
+
+/// The future returned by [`safepoint()`].
+#[must_use = "a safepoint does nothing unless awaited"]
+#[derive(Debug)]
+pub struct Safepoint {
+    /// The stop generation this task parked in, once parked.
+    parked_in: Option<u64>,
+}
+
+impl Future for Safepoint {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // The fast path: no runtime in this process has a stop pending.
+        // Acquire pairs with the SeqCst increment made under the census lock
+        // when a request becomes active. A request that becomes active just
+        // after this load is one this task did not see in time: it reaches a
+        // later safepoint or blocks, and the stop waits for that.
+        #[cfg(not(loom))]
+        if self.parked_in.is_none()
+            && STOPS_IN_PROCESS.load(std::sync::atomic::Ordering::Acquire) == 0
+        {
+            return Poll::Ready(());
+        }
+        #[cfg(loom)]
+        let _ = &STOPS_IN_PROCESS;
+        let Some(handle) = context::try_current() else {
+            return Poll::Ready(());
+        };
+        let shared = &handle.shared;
+        let mut inner = shared.idle.lock();
+        let barrier = &mut inner.barrier;
+        if barrier.phase() == Phase::Running {
+            return Poll::Ready(());
+        }
+        let me = context::current_task();
+        if barrier.is_requester(me) {
+            // The requester runs through its own safepoints.
+            return Poll::Ready(());
+        }
+        match self.parked_in {
+            Some(generation) if generation != barrier.generation() => Poll::Ready(()),
+            Some(_) => {
+                barrier.park_at_safepoint(cx.waker().clone(), false);
+                Poll::Pending
+            }
+            None => {
+                self.parked_in = Some(barrier.park_at_safepoint(cx.waker().clone(), true));
+                Poll::Pending
+            }
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! Stop requests: the futures and blocking calls that stop the world.
+//!
+//! A request is filed with the barrier on its first poll and then waits
+//! like any blocked task: a requester running on a worker gives the worker
+//! back while it waits (the Turbopack deadlock came from a requester that
+//! did not), and the worker goes on draining work and parks like the rest.
+//! When the last participant parks, the barrier declares the stop and wakes
+//! the requester, which the wake path routes to the requester slot so that
+//! exactly one task runs while the world is stopped. Dropping a request, or
+//! its timing out, withdraws it cleanly: tasks parked at safepoints are
+//! released and the next requester in line gets its turn.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc as StdArc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use super::laggard::{ages, Record};
+use super::report::{Laggard, StopTimedOut};
+use super::world::StoppedWorld;
+use crate::context;
+use crate::scheduler::park::ThreadParker;
+use crate::scheduler::Shared;
+use crate::sync::Arc;
+
+/// A pending stop request: resolves to a [`StoppedWorld`] once every other
+/// task is at a safepoint or blocked and every worker has parked.
+///
+/// Returned by [`Handle::stop_the_world`](crate::Handle::stop_the_world).
+/// Dropping it before it resolves withdraws the request.
+#[must_use = "a stop request does nothing unless awaited"]
+pub struct StopTheWorld {
+    shared: Arc<Shared>,
+    ticket: Option<u64>,
+    done: bool,
+}
+
+impl StopTheWorld {
+    pub(crate) fn new(shared: Arc<Shared>) -> StopTheWorld {
+        StopTheWorld {
+            shared,
+            ticket: None,
+            done: false,
+        }
+    }
+
+    fn poll_stop(&mut self, waker: &Waker) -> Poll<StoppedWorld> {
+        let shared = self.shared.clone();
+        let mut inner = shared.idle.lock();
+        let ticket = match self.ticket {
+            Some(ticket) => ticket,
+            None => {
+                let me = context::current_task();
+                let (ticket, active) =
+                    inner
+                        .barrier
+                        .enqueue(&shared.flags, me, waker.clone(), Instant::now());
+                self.ticket = Some(ticket);
+                if active {
+                    // Everything may be idle already (a request from outside
+                    // an idle runtime): then the stop needs no thread wake.
+                    let mut wakes = shared.check_all_idle(&mut inner);
+                    wakes.wakers.retain(|w| !w.will_wake(waker));
+                    if !wakes.is_empty() {
+                        drop(inner);
+                        wakes.wake();
+                        inner = shared.idle.lock();
+                    }
+                }
+                ticket
+            }
+        };
+        if inner.barrier.active_ticket() == Some(ticket) && inner.barrier.is_stopped() {
+            self.done = true;
+            let me = context::current_task();
+            let report = StoppedWorld::make_report(&shared, &inner, me);
+            drop(inner);
+            return Poll::Ready(StoppedWorld::new(shared, ticket, report));
+        }
+        inner.barrier.update_waker(ticket, waker);
+        Poll::Pending
+    }
+
+    /// Gives up: builds the laggard report and withdraws the request. If the
+    /// world stopped in the meantime, returns it instead.
+    fn time_out(&mut self, waited: Duration) -> Result<StoppedWorld, StopTimedOut> {
+        let shared = self.shared.clone();
+        let Some(ticket) = self.ticket else {
+            return Err(StopTimedOut {
+                waited,
+                laggards: Vec::new(),
+                queued: 0,
+                at_safepoint: 0,
+            });
+        };
+        let mut inner = shared.idle.lock();
+        if inner.barrier.active_ticket() == Some(ticket) && inner.barrier.is_stopped() {
+            self.done = true;
+            let report = StoppedWorld::make_report(&shared, &inner, context::current_task());
+            drop(inner);
+            return Ok(StoppedWorld::new(shared, ticket, report));
+        }
+        let mut records: Vec<Record> = Vec::new();
+        let active = inner.barrier.active_ticket() == Some(ticket);
+        let at_safepoint = if active {
+            inner.barrier.at_safepoint()
+        } else {
+            0
+        };
+        if active {
+            let generation = inner.barrier.generation();
+            for remote in shared.remotes.iter() {
+                remote.laggards.lock().collect(generation, &mut records);
+            }
+            shared
+                .block_on_laggards
+                .lock()
+                .collect(generation, &mut records);
+        }
+        let queued = shared.injector.len()
+            + shared
+                .remotes
+                .iter()
+                .map(|r| usize::from(!r.stealer.is_empty()))
+                .sum::<usize>();
+        let now = Instant::now();
+        let requested_at = inner.barrier.requested_at().unwrap_or(now);
+        let mut laggards: Vec<Laggard> = records
+            .iter()
+            .map(|r| {
+                let (runnable_for, polling_for) = ages(r, now);
+                Laggard {
+                    id: r.info.id,
+                    name: r.info.name.as_deref().map(str::to_owned),
+                    location: r.info.location.to_string(),
+                    runnable_for: runnable_for.min(now.saturating_duration_since(requested_at)),
+                    polling_for,
+                }
+            })
+            .collect();
+        laggards.sort_by(|a, b| b.runnable_for.cmp(&a.runnable_for));
+        self.done = true;
+        let wakes = withdraw(&shared, &mut inner, ticket);
+        drop(inner);
+        wakes.wake();
+        Err(StopTimedOut {
+            waited,
+            laggards,
+            queued,
+            at_safepoint,
+        })
+    }
+}
+
+/// Ends request `ticket` (active or queued) without a stop. Lock held.
+fn withdraw(
+    shared: &Shared,
+    inner: &mut crate::sync::MutexGuard<'_, crate::scheduler::idle::Inner>,
+    ticket: u64,
+) -> super::barrier::Wakes {
+    if inner.barrier.active_ticket() == Some(ticket) {
+        let mut wakes = inner.barrier.finish(&shared.flags, ticket, Instant::now());
+        // The next requester may find everything idle already.
+        wakes.wakers.extend(shared.check_all_idle(inner).wakers);
+        wakes
+    } else {
+        inner.barrier.dequeue(ticket);
+        super::barrier::Wakes::default()
+    }
+}
+
+impl Future for StopTheWorld {
+    type Output = StoppedWorld;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<StoppedWorld> {
+        assert!(!self.done, "StopTheWorld polled after it resolved");
+        self.poll_stop(cx.waker())
+    }
+}
+
+impl Drop for StopTheWorld {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if let Some(ticket) = self.ticket {
+            let shared = self.shared.clone();
+            let mut inner = shared.idle.lock();
+            let wakes =
+                if inner.barrier.active_ticket() == Some(ticket) && inner.barrier.is_stopped() {
+                    // Stopped for us but never handed over: resume.
+                    drop(inner);
+                    StoppedWorld::resume_ticket(&shared, ticket);
+                    return;
+                } else {
+                    withdraw(&shared, &mut inner, ticket)
+                };
+            drop(inner);
+            wakes.wake();
+            shared.notify_many(shared.injector.len().min(shared.remotes.len()));
+        }
+    }
+}
+
+/// A stop request with a deadline: resolves to the world, or to a
+/// [`StopTimedOut`] naming the tasks that kept it from stopping.
+///
+/// Returned by
+/// [`Handle::stop_the_world_timeout`](crate::Handle::stop_the_world_timeout).
+#[must_use = "a stop request does nothing unless awaited"]
+pub struct StopTheWorldTimeout {
+    request: StopTheWorld,
+    sleep: Pin<Box<safepoint_io::time::Sleep>>,
+    started: Instant,
+}
+
+impl StopTheWorldTimeout {
+    pub(crate) fn new(shared: Arc<Shared>, timeout: Duration) -> Self {
+        let _enter = shared.io.as_ref().map(|io| io.enter());
+        StopTheWorldTimeout {
+            request: StopTheWorld::new(shared),
+            sleep: Box::pin(safepoint_io::time::sleep(timeout)),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Future for StopTheWorldTimeout {
+    type Output = Result<StoppedWorld, StopTimedOut>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(world) = self.request.poll_stop(cx.waker()) {
+            return Poll::Ready(Ok(world));
+        }
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            let waited = self.started.elapsed();
+            return Poll::Ready(self.request.time_out(waited));
+        }
+        Poll::Pending
+    }
+}
+
+/// Blocks the calling thread until the world stops, or until `timeout`.
+pub(crate) fn stop_blocking(
+    shared: Arc<Shared>,
+    timeout: Option<Duration>,
+) -> Result<StoppedWorld, StopTimedOut> {
+    context::assert_may_block(
+        "Handle::stop_the_world_blocking",
+        "use `handle.stop_the_world().await` from a task",
+    );
+    let parker = StdArc::new(ThreadParker::new());
+    let waker = Waker::from(parker.clone());
+    let started = Instant::now();
+    let deadline = timeout.map(|t| started + t);
+    let mut request = StopTheWorld::new(shared);
+    loop {
+        if let Poll::Ready(world) = request.poll_stop(&waker) {
+            return Ok(world);
+        }
+        match deadline {
+            None => parker.park(),
+            Some(deadline) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return request.time_out(now - started);
+                }
+                parker.park_timeout(deadline - now);
+            }
+        }
+    }
+}

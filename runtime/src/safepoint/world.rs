@@ -1,0 +1,107 @@
+//! `StoppedWorld`: holding the world stopped, and resuming it.
+
+use std::fmt;
+use std::time::Instant;
+
+use super::report::StopReport;
+use crate::scheduler::idle::Inner;
+use crate::scheduler::Shared;
+use crate::sync::Arc;
+use crate::task::Id;
+
+/// Proof that the world is stopped: while it lives, no task but its holder
+/// is polled. Dropping it (or calling [`resume`](StoppedWorld::resume))
+/// releases the tasks parked at safepoints and unparks the workers.
+///
+/// # Examples
+///
+/// ```
+/// let rt = safepoint::Runtime::new().unwrap();
+/// let world = rt.handle().stop_the_world_blocking();
+/// // Inspect or copy shared state here: nothing else runs.
+/// println!("stopped with {} tasks", world.report().tasks);
+/// world.resume();
+/// ```
+pub struct StoppedWorld {
+    shared: Arc<Shared>,
+    ticket: u64,
+    report: StopReport,
+}
+
+impl StoppedWorld {
+    pub(crate) fn new(shared: Arc<Shared>, ticket: u64, report: StopReport) -> StoppedWorld {
+        StoppedWorld {
+            shared,
+            ticket,
+            report,
+        }
+    }
+
+    /// Builds the report while the world is stopped (census lock held).
+    /// O(workers): the live-task count is summed from the registry shards.
+    pub(crate) fn make_report(shared: &Shared, inner: &Inner, requester: Option<Id>) -> StopReport {
+        let tasks = shared.registry.len() + inner.block_on_count;
+        let at_safepoint = inner.barrier.at_safepoint();
+        let requester_is_task = usize::from(requester.is_some());
+        StopReport {
+            time_to_stop: inner.barrier.time_to_stop().unwrap_or_default(),
+            tasks,
+            at_safepoint,
+            blocked: tasks.saturating_sub(at_safepoint + requester_is_task),
+            workers: shared.remotes.len(),
+        }
+    }
+
+    /// What the stop looked like.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = safepoint::Runtime::new().unwrap();
+    /// let world = rt.handle().stop_the_world_blocking();
+    /// assert!(world.report().time_to_stop < std::time::Duration::from_secs(1));
+    /// ```
+    pub fn report(&self) -> &StopReport {
+        &self.report
+    }
+
+    /// Resumes the world (the same as dropping it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = safepoint::Runtime::new().unwrap();
+    /// rt.handle().stop_the_world_blocking().resume();
+    /// assert_eq!(rt.block_on(async { 1 }), 1);
+    /// ```
+    pub fn resume(self) {}
+
+    pub(crate) fn resume_ticket(shared: &Shared, ticket: u64) {
+        let wakes = {
+            let mut inner = shared.idle.lock();
+            let mut wakes = inner.barrier.finish(&shared.flags, ticket, Instant::now());
+            wakes
+                .wakers
+                .extend(shared.check_all_idle(&mut inner).wakers);
+            wakes
+        };
+        wakes.wake();
+        // Work that arrived during the stop sits in the injector: wake
+        // enough workers to take it now rather than one at a time.
+        shared.notify_many(shared.injector.len().min(shared.remotes.len()));
+    }
+}
+
+impl Drop for StoppedWorld {
+    fn drop(&mut self) {
+        StoppedWorld::resume_ticket(&self.shared, self.ticket);
+    }
+}
+
+impl fmt::Debug for StoppedWorld {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoppedWorld")
+            .field("report", &self.report)
+            .finish()
+    }
+}

@@ -1,0 +1,100 @@
+//! Task identity: the id, name and spawn location every task carries.
+//!
+//! These live in the task cell's header (async-task's metadata), so reading
+//! them never needs a lock or an extra allocation: a stop's laggard report
+//! reads them straight from the runnable it is about to poll.
+
+use std::fmt;
+use std::num::NonZeroU64;
+use std::panic::Location;
+use std::sync::Arc as StdArc;
+
+/// An opaque id that is unique among the tasks of one runtime.
+///
+/// # Examples
+///
+/// ```
+/// let rt = safepoint::Runtime::new().unwrap();
+/// let handle = rt.spawn(async { safepoint::task::id() });
+/// let id = handle.id();
+/// assert_eq!(rt.block_on(handle).unwrap(), Some(id));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Id(pub(crate) NonZeroU64);
+
+impl Id {
+    pub(crate) fn from_u64(n: u64) -> Id {
+        Id(NonZeroU64::new(n).expect("task ids start at 1"))
+    }
+
+    /// The id as a number, for logs and maps.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = safepoint::Runtime::new().unwrap();
+    /// let handle = rt.spawn(async {});
+    /// assert!(handle.id().as_u64() > 0);
+    /// ```
+    pub fn as_u64(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Id({})", self.0)
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// What kind of work a task cell holds. Blocking-pool jobs share the cell
+/// type (and so `JoinHandle`) but are not scheduler tasks: they never count
+/// toward a stop or quiescence, like a thread waiting on I/O.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Async,
+    Blocking,
+}
+
+/// The header of every task cell.
+#[derive(Debug)]
+pub(crate) struct TaskMeta {
+    pub(crate) id: Id,
+    pub(crate) name: Option<StdArc<str>>,
+    pub(crate) location: &'static Location<'static>,
+    pub(crate) kind: Kind,
+}
+
+/// A task's identity as reports show it.
+#[derive(Clone, Debug)]
+pub(crate) struct TaskInfo {
+    pub(crate) id: Id,
+    pub(crate) name: Option<StdArc<str>>,
+    pub(crate) location: &'static Location<'static>,
+}
+
+impl TaskMeta {
+    pub(crate) fn info(&self) -> TaskInfo {
+        TaskInfo {
+            id: self.id,
+            name: self.name.clone(),
+            location: self.location,
+        }
+    }
+}
+
+impl fmt::Display for TaskInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "task {}", self.id)?;
+        if let Some(name) = &self.name {
+            write!(f, " \"{name}\"")?;
+        }
+        write!(f, " spawned at {}", self.location)
+    }
+}

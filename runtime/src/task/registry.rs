@@ -1,0 +1,85 @@
+//! The registry of live tasks: what lets shutdown drop every task.
+//!
+//! A task blocked on a future that nobody will ever wake (say
+//! `std::future::pending()`) is held by no queue and no waker; without a
+//! list of live tasks, dropping the runtime would leak it and never run its
+//! destructors. The registry keeps one `Waker` per live async task, sharded
+//! by id so that spawns on different workers rarely meet on one lock. At
+//! shutdown every registered task is woken, which puts its runnable in a
+//! queue, and the queues are drained by dropping the runnables; async-task
+//! drops a future whose runnable is dropped. Live-task counts are summed
+//! from the shards only when someone asks (metrics, stop reports).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::task::Waker;
+
+use crossbeam_utils::CachePadded;
+
+use super::id::Id;
+use crate::sync::Mutex;
+
+/// Task ids are sequential, so a multiplicative hash spreads them well
+/// enough and costs one multiplication.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8 | u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type Shard = HashMap<Id, Waker, BuildHasherDefault<IdHasher>>;
+
+pub(crate) struct Registry {
+    shards: Box<[CachePadded<Mutex<Shard>>]>,
+    mask: usize,
+}
+
+impl Registry {
+    pub(crate) fn new(workers: usize) -> Registry {
+        let n = (workers * 4).next_power_of_two().max(4);
+        Registry {
+            shards: (0..n)
+                .map(|_| CachePadded::new(Mutex::new(Shard::default())))
+                .collect(),
+            mask: n - 1,
+        }
+    }
+
+    fn shard(&self, id: Id) -> &Mutex<Shard> {
+        &self.shards[(id.as_u64() as usize) & self.mask]
+    }
+
+    pub(crate) fn insert(&self, id: Id, waker: Waker) {
+        self.shard(id).lock().insert(id, waker);
+    }
+
+    pub(crate) fn remove(&self, id: Id) {
+        self.shard(id).lock().remove(&id);
+    }
+
+    /// The number of live tasks, summed over the shards.
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
+    /// Wakers of every live task (for shutdown), cloned so that no shard
+    /// lock is held while they run.
+    pub(crate) fn wakers(&self) -> Vec<Waker> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            out.extend(shard.lock().values().cloned());
+        }
+        out
+    }
+}
