@@ -45,7 +45,10 @@ fn enter_guards_nest_and_restore() {
 fn outside_a_runtime_panics_with_a_clear_message() {
     let err = std::panic::catch_unwind(|| sleep(Duration::from_millis(1))).unwrap_err();
     let msg = panic_message(&*err);
-    assert!(msg.contains("there is no safepoint runtime on this thread"), "{msg}");
+    assert!(
+        msg.contains("there is no safepoint runtime on this thread"),
+        "{msg}"
+    );
     assert!(msg.contains("Runtime::block_on"), "{msg}");
     // Instant::now works anywhere.
     let _ = safepoint_io::time::Instant::now();
@@ -84,7 +87,10 @@ fn unpark_interrupts_a_blocked_turn_and_is_remembered() {
     let start = std::time::Instant::now();
     driver.turn(None);
     let took = start.elapsed();
-    assert!(took >= Duration::from_millis(40) && took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(40) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
     t.join().unwrap();
 }
 

@@ -51,8 +51,14 @@ fn every_listener_is_notified() {
         assert_eq!((ra, rb), (Some(()), Some(())));
         // And again: deliveries keep coming, as a stream too.
         raise(libc::SIGUSR1);
-        assert_eq!(timeout(Duration::from_secs(5), a.next()).await.unwrap(), Some(()));
-        assert_eq!(timeout(Duration::from_secs(5), b.next()).await.unwrap(), Some(()));
+        assert_eq!(
+            timeout(Duration::from_secs(5), a.next()).await.unwrap(),
+            Some(())
+        );
+        assert_eq!(
+            timeout(Duration::from_secs(5), b.next()).await.unwrap(),
+            Some(())
+        );
     });
 }
 

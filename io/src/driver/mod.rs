@@ -1,10 +1,10 @@
 //! The driver: one mio `Poll`, the timer wheel and the signal source behind a
 //! shared [`Handle`], turned by whichever thread the runtime picks.
 //!
-//! * [`config`]: what the driver enables and which clock it uses.
-//! * [`core`]: [`Driver`], the owned half that blocks in `turn`.
-//! * [`handle`]: [`Handle`], the shared half futures keep.
-//! * [`context`]: the thread-local "current driver" and its enter guard.
+//! * `config`: what the driver enables and which clock it uses.
+//! * `core`: [`Driver`], the owned half that blocks in `turn`.
+//! * `handle`: [`Handle`], the shared half futures keep.
+//! * `context`: the thread-local "current driver" and its enter guard.
 //! * `scheduled_io`: per-registration readiness and wakers.
 //! * `registration`: the RAII registration of one mio source.
 

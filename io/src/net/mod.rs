@@ -1,6 +1,6 @@
 //! Sockets on the reactor, shaped like tokio's, with `futures-io` traits.
 //!
-//! * `poll_evented`: [`PollEvented`](poll_evented), the one wrapper that ties a
+//! * `poll_evented`: `PollEvented`, the one wrapper that ties a
 //!   mio socket to a driver registration; every type below is built on it.
 //! * [`tcp`]: [`TcpListener`], [`TcpStream`] and its owned halves.
 //! * `udp`: [`UdpSocket`].

@@ -1,13 +1,13 @@
 //! Time: the clock seam, `Instant`, and the timer futures.
 //!
-//! * [`clock`]: [`Clock`], real or virtual, the only place time is read.
-//! * [`instant`]: [`Instant`], tokio-shaped, reading the current driver's clock.
+//! * `clock`: [`Clock`], real or virtual, the only place time is read.
+//! * `instant`: [`Instant`], tokio-shaped, reading the current driver's clock.
 //! * `wheel`: the hierarchical timing wheel (O(1) insert and cancel).
 //! * `timers`: the wheel behind its lock, as the driver and the futures use it.
-//! * [`sleep`]: [`Sleep`], [`sleep()`], [`sleep_until`].
-//! * [`timeout`]: [`Timeout`], [`timeout()`], [`timeout_at`].
-//! * [`interval`]: [`Interval`], [`MissedTickBehavior`].
-//! * [`error`]: [`Elapsed`].
+//! * `sleep`: [`Sleep`], [`sleep()`], [`sleep_until`].
+//! * `timeout`: [`Timeout`], [`timeout()`], [`timeout_at`].
+//! * `interval`: [`Interval`], [`MissedTickBehavior`].
+//! * `error`: [`Elapsed`].
 
 mod clock;
 mod error;

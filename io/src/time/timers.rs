@@ -49,7 +49,7 @@ impl Timers {
     /// Deadline to tick, rounding up.
     fn deadline_tick(&self, t: StdInstant) -> u64 {
         let d = t.saturating_duration_since(self.base);
-        let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
+        let ms = d.as_nanos().div_ceil(1_000_000);
         u64::try_from(ms).unwrap_or(u64::MAX)
     }
 
