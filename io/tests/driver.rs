@@ -221,3 +221,31 @@ fn shutdown_wakes_waiters_with_an_error() {
         other => panic!("expected an error, got {other:?}"),
     }
 }
+
+#[test]
+fn thread_safety_of_public_types() {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+    fn unpin<T: Unpin>() {}
+    send::<Driver>();
+    send_sync::<Handle>();
+    send_sync::<safepoint_io::time::Clock>();
+    send_sync::<safepoint_io::time::Sleep>();
+    unpin::<safepoint_io::time::Sleep>();
+    send_sync::<safepoint_io::time::Interval>();
+    send_sync::<safepoint_io::time::Timeout<std::future::Ready<()>>>();
+    send_sync::<TcpStream>();
+    send_sync::<TcpListener>();
+    send_sync::<safepoint_io::net::tcp::OwnedReadHalf>();
+    send_sync::<safepoint_io::net::tcp::OwnedWriteHalf>();
+    send_sync::<UdpSocket>();
+    send_sync::<UnixStream>();
+    send_sync::<safepoint_io::net::UnixListener>();
+    send_sync::<safepoint_io::signal::unix::Signal>();
+    fn send_future<F: std::future::Future + Send>(_: &F) {}
+    let d = Driver::new(Config::default()).unwrap();
+    let _g = d.handle().enter();
+    send_future(&safepoint_io::signal::ctrl_c());
+    send_future(&TcpStream::connect("127.0.0.1:1"));
+    send_future(&TcpListener::bind("127.0.0.1:0"));
+}

@@ -88,11 +88,14 @@ impl Driver {
                 timeout = Some(timeout.map_or(t, |u| u.min(t)));
             }
         }
+        if inner.begin_poll() {
+            timeout = Some(Duration::ZERO);
+        }
         let res = self.poll.poll(&mut self.events, timeout);
+        inner.end_poll();
         if let Some(timers) = real_timers {
             timers.unparked();
         }
-        inner.clear_notified();
         match res {
             Ok(()) => {}
             // A signal landed on this thread mid-poll: simply a short turn.

@@ -7,7 +7,7 @@
 //! the `Poll` and its event buffer.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -46,9 +46,10 @@ pub struct Handle {
 pub(crate) struct Inner {
     pub(crate) registry: mio::Registry,
     waker: mio::Waker,
-    /// Set by `unpark`, cleared by the turn once its poll returned: a second
-    /// unpark before that needs no second syscall.
-    notified: AtomicBool,
+    /// `IDLE`, `POLLING` or `NOTIFIED`: an unpark writes the eventfd only when
+    /// a turn is actually blocked in `poll`; otherwise it just leaves `NOTIFIED`
+    /// for the next turn to see (no syscall, no lost wake).
+    park_state: AtomicU8,
     pub(crate) ios: Mutex<Slab<Arc<ScheduledIo>>>,
     next_generation: AtomicUsize,
     pub(crate) io_waiters: AtomicUsize,
@@ -59,12 +60,16 @@ pub(crate) struct Inner {
     pub(crate) shutdown: AtomicBool,
 }
 
+const IDLE: u8 = 0;
+const POLLING: u8 = 1;
+const NOTIFIED: u8 = 2;
+
 impl Inner {
     pub(crate) fn new(registry: mio::Registry, waker: mio::Waker, config: &super::Config) -> Inner {
         Inner {
             registry,
             waker,
-            notified: AtomicBool::new(false),
+            park_state: AtomicU8::new(IDLE),
             ios: Mutex::new(Slab::new()),
             next_generation: AtomicUsize::new(0),
             io_waiters: AtomicUsize::new(0),
@@ -82,13 +87,30 @@ impl Inner {
         self.next_generation.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Called by the turn after its poll returned, before it handles events.
-    pub(crate) fn clear_notified(&self) {
-        self.notified.store(false, Ordering::SeqCst);
+    /// Called by the turn before it polls. Returns `true` if an unpark arrived
+    /// since the last turn, in which case the poll must not block.
+    pub(crate) fn begin_poll(&self) -> bool {
+        match self
+            .park_state
+            .compare_exchange(IDLE, POLLING, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => false,
+            Err(_) => {
+                // NOTIFIED: consume it; the poll below runs with a zero timeout.
+                self.park_state.store(POLLING, Ordering::SeqCst);
+                true
+            }
+        }
+    }
+
+    /// Called by the turn after its poll returned, before it handles events:
+    /// wakes from now on are seen by the caller after `turn` returns.
+    pub(crate) fn end_poll(&self) {
+        self.park_state.store(IDLE, Ordering::SeqCst);
     }
 
     pub(crate) fn unpark(&self) {
-        if !self.notified.swap(true, Ordering::SeqCst) {
+        if self.park_state.swap(NOTIFIED, Ordering::SeqCst) == POLLING {
             // An error here means the eventfd is gone, i.e. the process is out of
             // file descriptors or tearing down; there is nobody to report it to.
             let _ = self.waker.wake();

@@ -16,13 +16,19 @@ use crate::net::poll_evented::PollEvented;
 ///
 /// # Examples
 ///
-/// ```ignore
-/// // Needs a runtime (the `safepoint` crate).
-/// use safepoint::net::UdpSocket;
-/// let sock = UdpSocket::bind("127.0.0.1:0").await?;
-/// let mut buf = [0; 1500];
-/// let (n, from) = sock.recv_from(&mut buf).await?;
-/// sock.send_to(&buf[..n], from).await?;
+/// ```
+/// use safepoint_io::driver::{Config, Driver};
+/// use safepoint_io::net::UdpSocket;
+///
+/// let mut driver = Driver::new(Config::default()).unwrap();
+/// driver.block_on(async {
+///     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+///     let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+///     peer.send_to(b"ping", sock.local_addr().unwrap()).await.unwrap();
+///     let mut buf = [0; 1500];
+///     let (n, from) = sock.recv_from(&mut buf).await.unwrap();
+///     assert_eq!((&buf[..n], from), (&b"ping"[..], peer.local_addr().unwrap()));
+/// });
 /// ```
 pub struct UdpSocket {
     io: PollEvented<mio::net::UdpSocket>,

@@ -13,10 +13,17 @@ use super::unix::{signal, SignalKind};
 ///
 /// # Examples
 ///
-/// ```ignore
-/// // Needs a runtime (the `safepoint` crate).
-/// safepoint::signal::ctrl_c().await?;
-/// println!("shutting down");
+/// ```
+/// use safepoint_io::driver::{Config, Driver};
+///
+/// let mut driver = Driver::new(Config::default()).unwrap();
+/// driver.block_on(async {
+///     let interrupted = safepoint_io::signal::ctrl_c(); // listening from here on
+///     // SAFETY: sends SIGINT to this thread; the listener above handles it.
+///     unsafe { libc::raise(libc::SIGINT) };
+///     interrupted.await.unwrap();
+///     println!("shutting down");
+/// });
 /// ```
 #[track_caller]
 pub fn ctrl_c() -> impl Future<Output = io::Result<()>> + Send + 'static {
@@ -27,9 +34,16 @@ pub fn ctrl_c() -> impl Future<Output = io::Result<()>> + Send + 'static {
 ///
 /// # Examples
 ///
-/// ```ignore
-/// // Needs a runtime (the `safepoint` crate).
-/// safepoint::signal::terminate().await?;
+/// ```
+/// use safepoint_io::driver::{Config, Driver};
+///
+/// let mut driver = Driver::new(Config::default()).unwrap();
+/// driver.block_on(async {
+///     let terminated = safepoint_io::signal::terminate();
+///     // SAFETY: sends SIGTERM to this thread; the listener above handles it.
+///     unsafe { libc::raise(libc::SIGTERM) };
+///     terminated.await.unwrap();
+/// });
 /// ```
 #[track_caller]
 pub fn terminate() -> impl Future<Output = io::Result<()>> + Send + 'static {

@@ -78,13 +78,17 @@ static NEXT_LISTENER: AtomicU64 = AtomicU64::new(1);
 ///
 /// # Examples
 ///
-/// ```ignore
-/// // Needs a runtime (the `safepoint` crate).
-/// use safepoint::signal::unix::{signal, SignalKind};
-/// let mut hup = signal(SignalKind::hangup())?;
-/// while hup.recv().await.is_some() {
-///     println!("reloading configuration");
-/// }
+/// ```
+/// use safepoint_io::driver::{Config, Driver};
+/// use safepoint_io::signal::unix::{signal, SignalKind};
+///
+/// let mut driver = Driver::new(Config::default()).unwrap();
+/// driver.block_on(async {
+///     let mut hup = signal(SignalKind::hangup()).unwrap();
+///     // SAFETY: sends SIGHUP to this thread; the listener above handles it.
+///     unsafe { libc::raise(libc::SIGHUP) };
+///     assert_eq!(hup.recv().await, Some(()));
+/// });
 /// ```
 #[track_caller]
 pub fn signal(kind: SignalKind) -> io::Result<Signal> {

@@ -16,11 +16,17 @@ use crate::driver::context;
 ///
 /// # Examples
 ///
-/// ```ignore
-/// // Needs a runtime (the `safepoint` crate).
-/// let mut every = safepoint::time::interval(std::time::Duration::from_millis(10));
-/// every.tick().await; // at once
-/// every.tick().await; // 10 ms later
+/// ```
+/// use safepoint_io::driver::{Config, Driver};
+/// use safepoint_io::time::{interval, Duration};
+///
+/// let mut driver = Driver::new(Config::default()).unwrap();
+/// driver.block_on(async {
+///     let mut every = interval(Duration::from_millis(10));
+///     let first = every.tick().await; // at once
+///     let second = every.tick().await; // 10 ms later
+///     assert_eq!(second - first, Duration::from_millis(10));
+/// });
 /// ```
 #[track_caller]
 pub fn interval(period: Duration) -> Interval {
@@ -34,11 +40,16 @@ pub fn interval(period: Duration) -> Interval {
 ///
 /// # Examples
 ///
-/// ```ignore
-/// // Needs a runtime (the `safepoint` crate).
-/// use safepoint::time::{interval_at, Duration, Instant};
-/// let mut every = interval_at(Instant::now() + Duration::from_secs(1), Duration::from_secs(1));
-/// every.tick().await; // one second from now
+/// ```
+/// use safepoint_io::driver::{Config, Driver};
+/// use safepoint_io::time::{interval_at, Duration, Instant};
+///
+/// let mut driver = Driver::new(Config::default()).unwrap();
+/// driver.block_on(async {
+///     let start = Instant::now() + Duration::from_millis(20);
+///     let mut every = interval_at(start, Duration::from_millis(5));
+///     assert_eq!(every.tick().await, start); // 20 ms from now
+/// });
 /// ```
 #[track_caller]
 pub fn interval_at(start: Instant, period: Duration) -> Interval {

@@ -23,9 +23,18 @@ use crate::driver::{context, Handle};
 ///
 /// # Examples
 ///
-/// ```ignore
-/// // Needs a runtime (the `safepoint` crate), which depends on this crate.
-/// safepoint::time::sleep(std::time::Duration::from_millis(10)).await;
+/// ```
+/// use std::time::Duration;
+/// use safepoint_io::driver::{Config, Driver};
+/// use safepoint_io::time::{sleep, Instant};
+///
+/// // Inside the runtime this is `safepoint::time::sleep(..).await`.
+/// let mut driver = Driver::new(Config::default()).unwrap();
+/// driver.block_on(async {
+///     let start = Instant::now();
+///     sleep(Duration::from_millis(10)).await;
+///     assert!(start.elapsed() >= Duration::from_millis(10));
+/// });
 /// ```
 #[track_caller]
 pub fn sleep(duration: Duration) -> Sleep {
@@ -38,10 +47,16 @@ pub fn sleep(duration: Duration) -> Sleep {
 ///
 /// # Examples
 ///
-/// ```ignore
-/// // Needs a runtime (the `safepoint` crate).
-/// use safepoint::time::{sleep_until, Duration, Instant};
-/// sleep_until(Instant::now() + Duration::from_millis(10)).await;
+/// ```
+/// use safepoint_io::driver::{Config, Driver};
+/// use safepoint_io::time::{sleep_until, Duration, Instant};
+///
+/// let mut driver = Driver::new(Config::default()).unwrap();
+/// driver.block_on(async {
+///     let deadline = Instant::now() + Duration::from_millis(10);
+///     sleep_until(deadline).await;
+///     assert!(Instant::now() >= deadline);
+/// });
 /// ```
 #[track_caller]
 pub fn sleep_until(deadline: Instant) -> Sleep {

@@ -17,11 +17,15 @@ use crate::driver::context;
 ///
 /// # Examples
 ///
-/// ```ignore
-/// // Needs a runtime (the `safepoint` crate).
-/// use safepoint::time::{timeout, Duration};
-/// let r = timeout(Duration::from_millis(10), std::future::pending::<()>()).await;
-/// assert!(r.is_err());
+/// ```
+/// use safepoint_io::driver::{Config, Driver};
+/// use safepoint_io::time::{timeout, Duration};
+///
+/// let mut driver = Driver::new(Config::default()).unwrap();
+/// driver.block_on(async {
+///     let r = timeout(Duration::from_millis(10), std::future::pending::<()>()).await;
+///     assert!(r.is_err());
+/// });
 /// ```
 #[track_caller]
 pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
@@ -34,11 +38,15 @@ pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
 ///
 /// # Examples
 ///
-/// ```ignore
-/// // Needs a runtime (the `safepoint` crate).
-/// use safepoint::time::{timeout_at, Duration, Instant};
-/// let r = timeout_at(Instant::now() + Duration::from_secs(1), async { 7 }).await;
-/// assert_eq!(r.unwrap(), 7);
+/// ```
+/// use safepoint_io::driver::{Config, Driver};
+/// use safepoint_io::time::{timeout_at, Duration, Instant};
+///
+/// let mut driver = Driver::new(Config::default()).unwrap();
+/// driver.block_on(async {
+///     let r = timeout_at(Instant::now() + Duration::from_secs(1), async { 7 }).await;
+///     assert_eq!(r.unwrap(), 7);
+/// });
 /// ```
 #[track_caller]
 pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {

@@ -20,14 +20,19 @@ use crate::net::poll_evented::PollEvented;
 ///
 /// # Examples
 ///
-/// ```ignore
-/// // Needs a runtime (the `safepoint` crate).
-/// use safepoint::net::TcpListener;
-/// let listener = TcpListener::bind("127.0.0.1:0").await?;
-/// loop {
-///     let (stream, peer) = listener.accept().await?;
-///     safepoint::spawn(async move { /* serve `stream` */ });
-/// }
+/// ```
+/// use safepoint_io::driver::{Config, Driver};
+/// use safepoint_io::net::{TcpListener, TcpStream};
+///
+/// let mut driver = Driver::new(Config::default()).unwrap();
+/// driver.block_on(async {
+///     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+///     let addr = listener.local_addr().unwrap();
+///     let (accepted, connected) =
+///         futures::future::join(listener.accept(), TcpStream::connect(addr)).await;
+///     let (_stream, peer) = accepted.unwrap();
+///     assert_eq!(peer, connected.unwrap().local_addr().unwrap());
+/// });
 /// ```
 pub struct TcpListener {
     io: PollEvented<mio::net::TcpListener>,

@@ -29,10 +29,30 @@ pub(crate) fn split_owned(stream: TcpStream) -> (OwnedReadHalf, OwnedWriteHalf) 
 ///
 /// # Examples
 ///
-/// ```ignore
-/// // Needs a runtime (the `safepoint` crate).
-/// let (mut rd, mut wr) = stream.into_split();
-/// safepoint::spawn(async move { futures::io::copy(&mut rd, &mut sink).await });
+/// ```
+/// use futures::io::{AsyncReadExt, AsyncWriteExt};
+/// use safepoint_io::driver::{Config, Driver};
+/// use safepoint_io::net::{TcpListener, TcpStream};
+///
+/// let mut driver = Driver::new(Config::default()).unwrap();
+/// driver.block_on(async {
+///     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+///     let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+///     let (server, _) = listener.accept().await.unwrap();
+///     // An echo server: one half reads, the other writes.
+///     let (mut rd, mut wr) = server.into_split();
+///     let echo = async move { futures::io::copy(&mut rd, &mut wr).await.unwrap() };
+///     let talk = async move {
+///         let (mut rd, mut wr) = client.into_split();
+///         wr.write_all(b"hello").await.unwrap();
+///         drop(wr); // shuts down writing: the echo loop sees end-of-file
+///         let mut back = Vec::new();
+///         rd.read_to_end(&mut back).await.unwrap();
+///         back
+///     };
+///     let (n, back) = futures::future::join(echo, talk).await;
+///     assert_eq!((n, &back[..]), (5, &b"hello"[..]));
+/// });
 /// ```
 #[derive(Debug)]
 pub struct OwnedReadHalf {

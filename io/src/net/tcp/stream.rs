@@ -22,14 +22,21 @@ use crate::net::poll_evented::PollEvented;
 ///
 /// # Examples
 ///
-/// ```ignore
-/// // Needs a runtime (the `safepoint` crate).
+/// ```
 /// use futures::io::{AsyncReadExt, AsyncWriteExt};
-/// use safepoint::net::TcpStream;
-/// let mut stream = TcpStream::connect("127.0.0.1:8080").await?;
-/// stream.write_all(b"ping").await?;
-/// let mut buf = [0; 4];
-/// stream.read_exact(&mut buf).await?;
+/// use safepoint_io::driver::{Config, Driver};
+/// use safepoint_io::net::{TcpListener, TcpStream};
+///
+/// let mut driver = Driver::new(Config::default()).unwrap();
+/// driver.block_on(async {
+///     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+///     let mut stream = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+///     let (mut server, _) = listener.accept().await.unwrap();
+///     stream.write_all(b"ping").await.unwrap();
+///     let mut buf = [0; 4];
+///     server.read_exact(&mut buf).await.unwrap();
+///     assert_eq!(&buf, b"ping");
+/// });
 /// ```
 pub struct TcpStream {
     io: PollEvented<mio::net::TcpStream>,

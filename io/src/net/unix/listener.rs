@@ -16,11 +16,20 @@ use crate::net::poll_evented::PollEvented;
 ///
 /// # Examples
 ///
-/// ```ignore
-/// // Needs a runtime (the `safepoint` crate).
-/// use safepoint::net::UnixListener;
-/// let listener = UnixListener::bind("/tmp/app.sock")?;
-/// let (stream, _addr) = listener.accept().await?;
+/// ```
+/// use safepoint_io::driver::{Config, Driver};
+/// use safepoint_io::net::{UnixListener, UnixStream};
+///
+/// let path = std::env::temp_dir().join(format!("safepoint-doc-{}.sock", std::process::id()));
+/// let mut driver = Driver::new(Config::default()).unwrap();
+/// driver.block_on(async {
+///     let listener = UnixListener::bind(&path).unwrap();
+///     let (accepted, connected) =
+///         futures::future::join(listener.accept(), UnixStream::connect(&path)).await;
+///     accepted.unwrap();
+///     connected.unwrap();
+/// });
+/// std::fs::remove_file(&path).unwrap();
 /// ```
 pub struct UnixListener {
     io: PollEvented<mio::net::UnixListener>,

@@ -20,13 +20,19 @@ use crate::net::poll_evented::PollEvented;
 ///
 /// # Examples
 ///
-/// ```ignore
-/// // Needs a runtime (the `safepoint` crate).
+/// ```
 /// use futures::io::{AsyncReadExt, AsyncWriteExt};
-/// let (mut a, mut b) = safepoint::net::UnixStream::pair()?;
-/// a.write_all(b"hi").await?;
-/// let mut buf = [0; 2];
-/// b.read_exact(&mut buf).await?;
+/// use safepoint_io::driver::{Config, Driver};
+/// use safepoint_io::net::UnixStream;
+///
+/// let mut driver = Driver::new(Config::default()).unwrap();
+/// driver.block_on(async {
+///     let (mut a, mut b) = UnixStream::pair().unwrap();
+///     a.write_all(b"hi").await.unwrap();
+///     let mut buf = [0; 2];
+///     b.read_exact(&mut buf).await.unwrap();
+///     assert_eq!(&buf, b"hi");
+/// });
 /// ```
 pub struct UnixStream {
     io: PollEvented<mio::net::UnixStream>,
