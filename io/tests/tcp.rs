@@ -13,20 +13,23 @@ use safepoint_io::net::{TcpListener, TcpStream};
 use common::block_on;
 
 fn payload(seed: u64, len: usize) -> Vec<u8> {
+    // Word-at-a-time xorshift: cheap enough in debug builds for 100 MiB.
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
 }
 
 fn checksum(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    assert_eq!(data.len() % 8, 0);
+    data.chunks_exact(8).fold(0xcbf2_9ce4_8422_2325u64, |h, c| {
+        (h ^ u64::from_le_bytes(c.try_into().unwrap())).wrapping_mul(0x100_0000_01b3)
     })
 }
 
@@ -60,8 +63,11 @@ fn hundred_clients_echo_one_mib_each() {
                 wr.close().await.unwrap();
             };
             let read = async {
-                let mut back = Vec::with_capacity(LEN);
-                rd.read_to_end(&mut back).await.unwrap();
+                // read_exact into a zeroed buffer, then expect EOF: futures'
+                // read_to_end zero-fills as it grows, which dominates in debug.
+                let mut back = vec![0u8; LEN];
+                rd.read_exact(&mut back).await.unwrap();
+                assert_eq!(rd.read(&mut [0u8; 1]).await.unwrap(), 0, "EOF after 1 MiB");
                 back
             };
             let ((), back) = join(write, read).await;
