@@ -18,6 +18,18 @@ thread_local! {
 /// [`Handle::enter`]; guards nest.
 ///
 /// It is `!Send` because it restores state of the thread that created it.
+///
+/// # Examples
+///
+/// ```
+/// use safepoint_io::driver::{Config, Driver, Handle};
+///
+/// let driver = Driver::new(Config::default()).unwrap();
+/// let guard = driver.handle().enter();
+/// assert!(Handle::try_current().is_some());
+/// drop(guard);
+/// assert!(Handle::try_current().is_none());
+/// ```
 #[must_use = "the handle is current only while the guard lives"]
 #[derive(Debug)]
 pub struct EnterGuard {

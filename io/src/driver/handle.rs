@@ -145,6 +145,31 @@ impl Handle {
     /// The tick-rounded instant of the earliest pending timer: advancing a virtual
     /// clock to it and turning fires at least that timer. `None` when no timer is
     /// pending or time is disabled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::future::Future;
+    /// use std::pin::Pin;
+    /// use std::task::{Context, Poll};
+    /// use safepoint_io::driver::{Config, Driver};
+    /// use safepoint_io::time::{sleep, Clock, Duration};
+    ///
+    /// let clock = Clock::new_virtual();
+    /// let mut driver = Driver::new(Config { clock: clock.clone(), ..Config::default() }).unwrap();
+    /// let handle = driver.handle();
+    /// let _guard = handle.enter();
+    /// let mut nap = sleep(Duration::from_secs(3600));
+    /// let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+    /// assert!(Pin::new(&mut nap).poll(&mut cx).is_pending());
+    /// // The deterministic flavour's auto-advance: jump straight to the next timer.
+    /// while let Some(next) = handle.next_timer_deadline() {
+    ///     assert_eq!(handle.io_waiters(), 0); // nothing waits on real I/O
+    ///     clock.advance_to(next);
+    ///     driver.turn(Some(Duration::ZERO));
+    /// }
+    /// assert_eq!(Pin::new(&mut nap).poll(&mut cx), Poll::Ready(()));
+    /// ```
     pub fn next_timer_deadline(&self) -> Option<Instant> {
         let timers = self.inner.timers.as_ref()?;
         timers.next_deadline().map(Instant::from_std)
@@ -158,6 +183,12 @@ impl Handle {
     /// Number of registrations on which some task currently waits for readiness
     /// (holds a stored waker). Signal listeners are not counted: they wait on the
     /// outside world but are no reason to hold virtual time still.
+    ///
+    /// An `async fn` on a socket (`accept`, `recv_from`, `connect`, ...) withdraws
+    /// its waker when its future is dropped, so a cancelled call stops counting at
+    /// once. The `poll_*` trait methods (`AsyncRead::poll_read` & co) have no such
+    /// hook, as in tokio: a read abandoned mid-wait keeps counting until the
+    /// socket gets an event or is dropped.
     pub fn io_waiters(&self) -> usize {
         self.inner.io_waiters.load(Ordering::Acquire)
     }

@@ -106,6 +106,25 @@ pub fn signal(kind: SignalKind) -> io::Result<Signal> {
 }
 
 /// A listener for one signal; also a `Stream` of `()`.
+///
+/// # Examples
+///
+/// ```
+/// use futures::StreamExt;
+/// use safepoint_io::driver::{Config, Driver};
+/// use safepoint_io::signal::unix::{signal, SignalKind};
+///
+/// let mut driver = Driver::new(Config::default()).unwrap();
+/// driver.block_on(async {
+///     let first = signal(SignalKind::user_defined2()).unwrap();
+///     let second = signal(SignalKind::user_defined2()).unwrap();
+///     // SAFETY: sends SIGUSR2 to this thread; the listeners above handle it.
+///     unsafe { libc::raise(libc::SIGUSR2) };
+///     // Every listener sees every delivery.
+///     let (a, b) = futures::future::join(first.take(1).count(), second.take(1).count()).await;
+///     assert_eq!((a, b), (1, 1));
+/// });
+/// ```
 #[derive(Debug)]
 pub struct Signal {
     handle: Handle,

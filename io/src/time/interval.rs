@@ -58,6 +58,17 @@ pub fn interval_at(start: Instant, period: Duration) -> Interval {
 
 /// What an [`Interval`] does about ticks it missed because it was not polled
 /// in time (the same three choices, and meanings, as tokio).
+///
+/// With a 10 ms period, ticks due at 10, 20, 30, ... and a task that next polls at
+/// 45 ms: `Burst` yields 20, 30, 40 at once and goes on at 50; `Delay` yields one
+/// tick now and goes on at 55, 65; `Skip` yields one tick now and goes on at 50.
+///
+/// # Examples
+///
+/// ```
+/// use safepoint_io::time::MissedTickBehavior;
+/// assert_eq!(MissedTickBehavior::default(), MissedTickBehavior::Burst);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MissedTickBehavior {
     /// Fire the missed ticks back to back until caught up, keeping the original
@@ -88,6 +99,24 @@ impl MissedTickBehavior {
 }
 
 /// The stream of ticks of [`interval()`] and [`interval_at`].
+///
+/// # Examples
+///
+/// ```
+/// use safepoint_io::driver::{Config, Driver};
+/// use safepoint_io::time::{interval, Duration, Instant, MissedTickBehavior};
+///
+/// let mut driver = Driver::new(Config::default()).unwrap();
+/// driver.block_on(async {
+///     let mut every = interval(Duration::from_millis(5));
+///     every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+///     let start = Instant::now();
+///     for _ in 0..3 {
+///         every.tick().await;
+///     }
+///     assert!(start.elapsed() >= Duration::from_millis(10));
+/// });
+/// ```
 #[derive(Debug)]
 pub struct Interval {
     delay: Sleep,

@@ -64,6 +64,23 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 }
 
 /// The future of [`sleep()`] and [`sleep_until`].
+///
+/// # Examples
+///
+/// ```
+/// use std::pin::pin;
+/// use safepoint_io::driver::{Config, Driver};
+/// use safepoint_io::time::{sleep, Duration, Instant};
+///
+/// let mut driver = Driver::new(Config::default()).unwrap();
+/// driver.block_on(async {
+///     let mut s = pin!(sleep(Duration::from_secs(3600)));
+///     // Pull the deadline in: the same timer now fires in 5 ms.
+///     s.as_mut().reset(Instant::now() + Duration::from_millis(5));
+///     s.as_mut().await;
+///     assert!(s.is_elapsed());
+/// });
+/// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 #[derive(Debug)]
 pub struct Sleep {

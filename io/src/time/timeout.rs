@@ -54,6 +54,20 @@ pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
 }
 
 /// The future of [`timeout()`] and [`timeout_at`].
+///
+/// # Examples
+///
+/// ```
+/// use safepoint_io::driver::{Config, Driver};
+/// use safepoint_io::time::{timeout, Duration};
+///
+/// let mut driver = Driver::new(Config::default()).unwrap();
+/// driver.block_on(async {
+///     let t = timeout(Duration::from_secs(1), async { "done" });
+///     assert!(t.get_ref().is_some());
+///     assert_eq!(t.await, Ok("done"));
+/// });
+/// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 #[derive(Debug)]
 pub struct Timeout<F> {

@@ -105,6 +105,28 @@ impl fmt::Debug for TcpListener {
 }
 
 /// The stream of [`TcpListener::incoming`]; never ends.
+///
+/// # Examples
+///
+/// ```
+/// use futures::StreamExt;
+/// use safepoint_io::driver::{Config, Driver};
+/// use safepoint_io::net::{TcpListener, TcpStream};
+///
+/// let mut driver = Driver::new(Config::default()).unwrap();
+/// driver.block_on(async {
+///     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+///     let addr = listener.local_addr().unwrap();
+///     let clients = async move {
+///         let a = TcpStream::connect(addr).await.unwrap();
+///         let b = TcpStream::connect(addr).await.unwrap();
+///         (a, b)
+///     };
+///     let server = listener.incoming().take(2).count();
+///     let (served, _clients) = futures::future::join(server, clients).await;
+///     assert_eq!(served, 2);
+/// });
+/// ```
 #[derive(Debug)]
 #[must_use = "streams do nothing unless polled"]
 pub struct Incoming<'a> {
