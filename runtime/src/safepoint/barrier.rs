@@ -62,10 +62,6 @@ impl StopFlags {
         self.phase.load(Ordering::Acquire)
     }
 
-    pub(crate) fn is_stopped(&self) -> bool {
-        self.phase() == STOPPED
-    }
-
     fn set(&self, phase: usize) {
         self.phase.store(phase, Ordering::Release);
     }

@@ -77,10 +77,6 @@ impl Idle {
         }
     }
 
-    pub(crate) fn num_workers(&self) -> usize {
-        self.num_workers
-    }
-
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock()
     }
@@ -165,11 +161,5 @@ impl Idle {
     /// The caller also checks the injector (work from outside).
     pub(crate) fn all_parked(&self, inner: &Inner) -> bool {
         unparked(self.state.load(SeqCst)) == 0 && inner.block_on_active == 0
-    }
-
-    /// Numbers for metrics: (unparked, searching).
-    pub(crate) fn counts(&self) -> (usize, usize) {
-        let s = self.state.load(SeqCst);
-        (unparked(s), searching(s))
     }
 }

@@ -25,7 +25,7 @@ use crate::context;
 use crate::safepoint::barrier::{StopFlags, Wakes, STOPPED};
 use crate::safepoint::laggard::LaggardLog;
 use crate::sync::queue::{Injector, Stealer};
-use crate::sync::{Arc, AtomicBool, AtomicU64, Counter, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicBool, AtomicU64, Counter, Mutex, MutexGuard, Ordering};
 use crate::task::{Id, TaskMeta};
 
 pub(crate) type Task = Runnable<TaskMeta>;
@@ -121,13 +121,13 @@ impl Shared {
     }
 
     /// async-task's schedule function for every async task of this runtime.
-    pub(crate) fn schedule(self: &Arc<Self>, task: Task, info: ScheduleInfo) {
+    pub(crate) fn schedule(&self, task: Task, info: ScheduleInfo) {
         self.schedule_task(task, info.woken_while_running)
     }
 
     /// `schedule`, with async-task's "woken while running" flag unpacked:
     /// such a wake is a yield and goes to the back of the queue.
-    fn schedule_task(self: &Arc<Self>, task: Task, yielded: bool) {
+    fn schedule_task(&self, task: Task, yielded: bool) {
         if self.flags.phase() == STOPPED {
             return self.schedule_while_stopped(task, yielded);
         }
@@ -146,7 +146,7 @@ impl Shared {
         self.notify_parked();
     }
 
-    fn schedule_while_stopped(self: &Arc<Self>, task: Task, yielded: bool) {
+    fn schedule_while_stopped(&self, task: Task, yielded: bool) {
         let mut inner = self.idle.lock();
         if !inner.barrier.is_stopped() {
             // Resumed between the flag load and the lock: the normal path.

@@ -70,9 +70,6 @@ mod imp {
         pub(crate) fn is_empty(&self) -> bool {
             self.0.is_empty()
         }
-        pub(crate) fn len(&self) -> usize {
-            self.0.len()
-        }
     }
 
     impl<T> Stealer<T> {
@@ -138,9 +135,6 @@ mod imp {
         }
         pub(crate) fn is_empty(&self) -> bool {
             self.0.lock().is_empty()
-        }
-        pub(crate) fn len(&self) -> usize {
-            self.0.lock().len()
         }
     }
 

@@ -53,22 +53,12 @@ impl fmt::Display for Id {
     }
 }
 
-/// What kind of work a task cell holds. Blocking-pool jobs share the cell
-/// type (and so `JoinHandle`) but are not scheduler tasks: they never count
-/// toward a stop or quiescence, like a thread waiting on I/O.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Async,
-    Blocking,
-}
-
 /// The header of every task cell.
 #[derive(Debug)]
 pub(crate) struct TaskMeta {
     pub(crate) id: Id,
     pub(crate) name: Option<StdArc<str>>,
     pub(crate) location: &'static Location<'static>,
-    pub(crate) kind: Kind,
 }
 
 /// A task's identity as reports show it.

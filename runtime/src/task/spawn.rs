@@ -12,7 +12,7 @@ use std::sync::Arc as StdArc;
 use async_task::WithInfo;
 
 use super::cell::{Registration, TaskFuture};
-use super::id::{Kind, TaskMeta};
+use super::id::TaskMeta;
 use super::join::JoinHandle;
 use crate::handle::Handle;
 use crate::sync::Arc;
@@ -29,12 +29,7 @@ where
 {
     let shared = &handle.shared;
     let id = shared.next_id();
-    let meta = TaskMeta {
-        id,
-        name,
-        location,
-        kind: Kind::Async,
-    };
+    let meta = TaskMeta { id, name, location };
     let future = TaskFuture::new(future, id, Some(Registration::new(shared.clone(), id)));
     let scheduler = Arc::clone(shared);
     let (runnable, task) = async_task::Builder::new().metadata(meta).spawn(
@@ -75,12 +70,7 @@ where
 {
     let shared = &handle.shared;
     let id = shared.next_id();
-    let meta = TaskMeta {
-        id,
-        name,
-        location,
-        kind: Kind::Blocking,
-    };
+    let meta = TaskMeta { id, name, location };
     let mut f = Some(f);
     let body = std::future::poll_fn(move |_| {
         std::task::Poll::Ready((f.take().expect("blocking job polled after it finished"))())
