@@ -78,6 +78,7 @@ pub fn run_load(
 
 async fn client(addr: SocketAddr, id: u64, deadline: Instant) -> io::Result<LoadReport> {
     let mut stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ (id + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9));
     let mut report = LoadReport::default();
     let mut out = Vec::with_capacity(1024);

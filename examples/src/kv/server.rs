@@ -101,6 +101,9 @@ async fn accept_until_shutdown(
         let accept = pin!(listener.accept());
         match future::select(shutdown.clone(), accept).await {
             Either::Right((Ok((stream, _peer)), _)) => {
+                // Replies go out in one write per batch; Nagle would only delay them.
+                // Failing to set it costs latency, not correctness.
+                let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
                 let shutdown = shutdown.clone();
                 let alive = alive.clone();
