@@ -16,16 +16,18 @@
 //! Environment: `SP_TTSP_STOPS` (stops per percentile run), `SP_TTSP_GAP_US`
 //! (pause after each resume so the next request meets a settled runtime,
 //! default 100), `SP_TTSP_MAX_TASKS` (skip sizes above it, default 1 000 000),
-//! `SP_TTSP_MEASURE_MS` (criterion measurement time per TTSP config, default
-//! 300; warm-up is a third of it: each measured stop also pays the gap, so
-//! criterion's usual seconds would take minutes per config).
+//! `SP_TTSP_CRIT_STOPS` (about how many stops criterion measures per config,
+//! default 2 000: its measurement time is set from the percentile run's wall
+//! time per stop, gap included, overriding `--measurement-time`).
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{
+    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
 use futures::channel::oneshot;
 use safepoint_benches::{env_usize, selected, spin_for, us, wake_round_trip, Percentiles};
 
@@ -183,7 +185,7 @@ fn ttsp(c: &mut Criterion) {
     }
     let stops = env_usize("SP_TTSP_STOPS", 2_000);
     let max_tasks = env_usize("SP_TTSP_MAX_TASKS", 1_000_000);
-    let measure = Duration::from_millis(env_usize("SP_TTSP_MEASURE_MS", 300) as u64);
+    let crit_stops = env_usize("SP_TTSP_CRIT_STOPS", 2_000);
     let wake = wake_round_trip(2_000);
     println!(
         "\nthread wake round trip (std park/unpark ping-pong, 2 threads): p50 {} us, p99 {} us; wake floor (half) ~{} us\n",
@@ -219,6 +221,7 @@ fn ttsp(c: &mut Criterion) {
                 // as the requesting thread sees it (call to return).
                 let mut ttsp = Vec::with_capacity(stops);
                 let mut wall = Vec::with_capacity(stops);
+                let loop_start = Instant::now();
                 for _ in 0..stops {
                     gap();
                     let t = Instant::now();
@@ -243,12 +246,20 @@ fn ttsp(c: &mut Criterion) {
                     us(row.wall.p50),
                     us(row.wall.p99)
                 );
+                // Wall time per stop, gap included.
+                let per_stop = loop_start.elapsed() / stops as u32;
                 rows.push(row);
 
                 let name = format!("ttsp_w{workers}_{}", if busy > 0 { "busy4" } else { "idle" });
+                // Criterion sizes its runs by wall time (for iter_custom too),
+                // and each stop also pays the gap: budget ~`crit_stops` stops
+                // from the wall time per stop just seen, with flat sampling.
+                let measure = (per_stop * crit_stops as u32)
+                    .clamp(Duration::from_millis(10), Duration::from_secs(5));
                 let mut g = c.benchmark_group(name);
                 g.sample_size(10)
-                    .warm_up_time(measure / 3)
+                    .sampling_mode(SamplingMode::Flat)
+                    .warm_up_time(measure / 10)
                     .measurement_time(measure);
                 g.bench_function(BenchmarkId::from_parameter(blocked), |b| {
                     b.iter_custom(|iters| {
