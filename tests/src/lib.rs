@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 /// Runs `body` on its own thread and fails the test if it does not finish
 /// within `limit`, so that a hang fails instead of blocking CI. A panic in
 /// the body is re-raised here with its original payload.
-pub fn watchdog<T: Send + 'static>(limit: Duration, body: impl FnOnce() -> T + Send + 'static) -> T {
+pub fn watchdog<T: Send + 'static>(
+    limit: Duration,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> T {
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("watchdog-body".into())

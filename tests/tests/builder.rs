@@ -20,7 +20,10 @@ fn expect_invalid(b: &mut Builder, setting: &str) {
 
 #[test]
 fn zero_workers_is_invalid_input() {
-    expect_invalid(Builder::new_multi_thread().worker_threads(0), "worker_threads");
+    expect_invalid(
+        Builder::new_multi_thread().worker_threads(0),
+        "worker_threads",
+    );
 }
 
 #[test]
@@ -37,16 +40,24 @@ fn other_bad_values_are_invalid_input() {
         Builder::new_multi_thread().global_queue_interval(0),
         "global_queue_interval",
     );
-    expect_invalid(Builder::new_multi_thread().event_interval(0), "event_interval");
+    expect_invalid(
+        Builder::new_multi_thread().event_interval(0),
+        "event_interval",
+    );
     expect_invalid(Builder::new_multi_thread().thread_name(""), "thread_name");
-    expect_invalid(Builder::new_multi_thread().thread_name("a\0b"), "thread_name");
+    expect_invalid(
+        Builder::new_multi_thread().thread_name("a\0b"),
+        "thread_name",
+    );
     expect_invalid(
         Builder::new_multi_thread().thread_stack_size(0),
         "thread_stack_size",
     );
     // The first bad value found is reported even when a good one follows.
     expect_invalid(
-        Builder::new_multi_thread().worker_threads(0).thread_name("ok"),
+        Builder::new_multi_thread()
+            .worker_threads(0)
+            .thread_name("ok"),
         "worker_threads",
     );
 }
@@ -140,7 +151,9 @@ fn more_workers_than_cores() {
         assert_eq!(names.len(), 16, "{names:?}");
         // And ordinary work completes on them.
         let sum: u64 = rt.block_on(async {
-            let hs: Vec<_> = (0..10_000u64).map(|i| safepoint::spawn(async move { i })).collect();
+            let hs: Vec<_> = (0..10_000u64)
+                .map(|i| safepoint::spawn(async move { i }))
+                .collect();
             let mut s = 0;
             for h in hs {
                 s += h.await.unwrap();

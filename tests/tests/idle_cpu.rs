@@ -17,7 +17,9 @@ fn idle_runtime_uses_almost_no_cpu() {
         // Some work first, so the measurement is of a runtime that has run
         // and gone idle, not of one that never woke.
         rt.block_on(async {
-            let hs: Vec<_> = (0..1000u64).map(|i| safepoint::spawn(async move { i })).collect();
+            let hs: Vec<_> = (0..1000u64)
+                .map(|i| safepoint::spawn(async move { i }))
+                .collect();
             for h in hs {
                 h.await.unwrap();
             }
@@ -31,7 +33,10 @@ fn idle_runtime_uses_almost_no_cpu() {
         let used_ticks = stat1.saturating_sub(stat0);
         // getrusage has microsecond resolution; /proc/self/stat counts clock
         // ticks (10 ms at 100 Hz), so it may show one tick of rounding.
-        assert!(used < Duration::from_millis(10), "idle runtime used {used:?} of CPU in 1 s");
+        assert!(
+            used < Duration::from_millis(10),
+            "idle runtime used {used:?} of CPU in 1 s"
+        );
         assert!(
             used_ticks <= Duration::from_millis(10),
             "/proc/self/stat: idle runtime used {used_ticks:?} of CPU in 1 s"

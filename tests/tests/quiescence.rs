@@ -126,7 +126,11 @@ fn pipeline_driven_one_message_at_a_time() {
             head.unbounded_send(round).unwrap();
             rt.run_until_blocked();
             let got = out.lock().unwrap().clone();
-            assert_eq!(got.len(), round + 1, "round {round}: the message is still in flight");
+            assert_eq!(
+                got.len(),
+                round + 1,
+                "round {round}: the message is still in flight"
+            );
             assert_eq!(got[round], round + STAGES);
         }
         drop(head);
@@ -161,7 +165,10 @@ fn wait_all_blocked_from_a_task_and_from_block_on() {
                 r.load(SeqCst)
             }))
             .unwrap();
-        assert_eq!(seen, 10, "wait_all_blocked returned while tasks were runnable");
+        assert_eq!(
+            seen, 10,
+            "wait_all_blocked returned while tasks were runnable"
+        );
         // From block_on: wake half of them and wait again.
         let done = Arc::new(AtomicUsize::new(0));
         let d = done.clone();
@@ -182,7 +189,11 @@ fn wait_all_blocked_from_a_task_and_from_block_on() {
             assert_eq!(d.load(SeqCst), 50);
         });
         assert_eq!(done.load(SeqCst), 50);
-        assert_eq!(rt.metrics().live_tasks, 5, "five still wait on their channel");
+        assert_eq!(
+            rt.metrics().live_tasks,
+            5,
+            "five still wait on their channel"
+        );
         drop(senders);
         rt.run_until_blocked();
         assert_eq!(rt.metrics().live_tasks, 0);

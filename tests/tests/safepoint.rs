@@ -10,9 +10,9 @@
 //! every task under test (see `safepoint_tests::Counted`): while the world
 //! is held it must not move.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
-use std::future::Future;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,12 @@ fn rt(workers: usize) -> Runtime {
 
 /// `n` counted tasks that loop through a safepoint and a yield until
 /// `stop` is set.
-fn spawn_busy(rt: &Runtime, n: usize, polls: &Arc<AtomicU64>, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<u64>> {
+fn spawn_busy(
+    rt: &Runtime,
+    n: usize,
+    polls: &Arc<AtomicU64>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<JoinHandle<u64>> {
     (0..n)
         .map(|_| {
             let stop = stop.clone();
@@ -55,7 +60,12 @@ fn assert_frozen(polls: &AtomicU64, samples: usize, gap: Duration, what: &str) {
     for i in 0..samples {
         std::thread::sleep(gap);
         let p = polls.load(SeqCst);
-        assert_eq!(p, p0, "{what}: {} polls while the world was stopped (sample {i})", p - p0);
+        assert_eq!(
+            p,
+            p0,
+            "{what}: {} polls while the world was stopped (sample {i})",
+            p - p0
+        );
     }
 }
 
@@ -100,7 +110,11 @@ fn safepoint_outside_a_runtime_is_a_no_op() {
             }
         });
         assert!(start.elapsed() < Duration::from_secs(5));
-        assert_progress(&polls_b, 1000, "a stop of runtime a must not hold runtime b");
+        assert_progress(
+            &polls_b,
+            1000,
+            "a stop of runtime a must not hold runtime b",
+        );
         drop(world);
         finish(&b, &stop, hs);
     });
@@ -115,13 +129,21 @@ fn stop_on_an_idle_runtime_returns_quickly() {
         for _ in 0..100 {
             let t = Instant::now();
             let world = rt.handle().stop_the_world_blocking();
-            assert!(t.elapsed() < Duration::from_millis(500), "an idle stop took {:?}", t.elapsed());
+            assert!(
+                t.elapsed() < Duration::from_millis(500),
+                "an idle stop took {:?}",
+                t.elapsed()
+            );
             assert!(world.report().time_to_stop < Duration::from_millis(500));
             assert_eq!(world.report().tasks, 0);
             assert_eq!(world.report().workers, 4);
             world.resume();
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "100 idle stops took {:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "100 idle stops took {:?}",
+            start.elapsed()
+        );
         assert_eq!(rt.metrics().stops, 100);
         // The runtime runs normally afterwards.
         assert_eq!(rt.block_on(rt.spawn(async { 1 })).unwrap(), 1);
@@ -152,7 +174,10 @@ fn stop_waits_for_busy_tasks_and_nothing_is_polled_while_stopped() {
         assert!(wait_until(Duration::from_secs(10), || long_started.load(SeqCst)));
         assert_progress(&polls, 100, "before the stops");
         let world = rt.handle().stop_the_world_blocking();
-        assert!(long_done.load(SeqCst), "the world stopped while a task was still in a poll");
+        assert!(
+            long_done.load(SeqCst),
+            "the world stopped while a task was still in a poll"
+        );
         assert_frozen(&polls, 5, Duration::from_millis(10), "first stop");
         let r = world.report();
         assert_eq!((r.tasks, r.at_safepoint, r.blocked), (9, 9, 0), "{r:?}");
@@ -160,7 +185,12 @@ fn stop_waits_for_busy_tasks_and_nothing_is_polled_while_stopped() {
         for round in 0..20 {
             assert_progress(&polls, 50, "after a resume");
             let world = rt.handle().stop_the_world_blocking();
-            assert_frozen(&polls, 3, Duration::from_millis(2), &format!("round {round}"));
+            assert_frozen(
+                &polls,
+                3,
+                Duration::from_millis(2),
+                &format!("round {round}"),
+            );
             assert_eq!(world.report().at_safepoint, 9, "{:?}", world.report());
             drop(world);
         }
@@ -178,18 +208,26 @@ async fn while_holding_the_world(polls: &AtomicU64) {
     safepoint::time::sleep(Duration::from_millis(5)).await;
     assert_eq!(polls.load(SeqCst), p0, "polled while the requester slept");
     std::thread::sleep(Duration::from_millis(3));
-    let listener = safepoint::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = safepoint::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap();
     let addr = listener.local_addr().unwrap();
-    let (accepted, connected) = futures::join!(listener.accept(), safepoint::net::TcpStream::connect(addr));
+    let (accepted, connected) =
+        futures::join!(listener.accept(), safepoint::net::TcpStream::connect(addr));
     let (mut server, _) = accepted.unwrap();
     let mut client = connected.unwrap();
     client.write_all(b"ping").await.unwrap();
     let mut buf = [0u8; 4];
     server.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"ping");
-    let timed = safepoint::time::timeout(Duration::from_millis(5), std::future::pending::<()>()).await;
+    let timed =
+        safepoint::time::timeout(Duration::from_millis(5), std::future::pending::<()>()).await;
     assert!(timed.is_err());
-    assert_eq!(polls.load(SeqCst), p0, "polled while the requester held the world");
+    assert_eq!(
+        polls.load(SeqCst),
+        p0,
+        "polled while the requester held the world"
+    );
 }
 
 #[test]
@@ -213,7 +251,10 @@ fn requester_task_holds_the_world_and_awaits_its_own_timer_and_io() {
             let r = rt.block_on(requester).unwrap();
             assert_eq!(r.at_safepoint, 8, "{r:?}");
             assert_eq!(r.tasks, 10, "8 busy + requester + block_on: {r:?}");
-            assert_eq!(r.blocked, 1, "the block_on future waiting on the requester: {r:?}");
+            assert_eq!(
+                r.blocked, 1,
+                "the block_on future waiting on the requester: {r:?}"
+            );
         }
         finish(&rt, &stop, hs);
     });
@@ -264,9 +305,12 @@ fn stop_timeout_names_the_laggard_and_the_world_keeps_running() {
         for blocking in [false, true] {
             let timeout = Duration::from_millis(150);
             let err = if blocking {
-                rt.handle().stop_the_world_blocking_timeout(timeout).unwrap_err()
+                rt.handle()
+                    .stop_the_world_blocking_timeout(timeout)
+                    .unwrap_err()
             } else {
-                rt.block_on(rt.handle().stop_the_world_timeout(timeout)).unwrap_err()
+                rt.block_on(rt.handle().stop_the_world_timeout(timeout))
+                    .unwrap_err()
             };
             assert!(err.waited() >= timeout, "{err}");
             let l = err
@@ -278,7 +322,11 @@ fn stop_timeout_names_the_laggard_and_the_world_keeps_running() {
             let (file, rest) = l.location.split_once(".rs:").unwrap();
             assert!(file.ends_with("safepoint"), "location {}", l.location);
             let got: u32 = rest.split(':').next().unwrap().parse().unwrap();
-            assert!((line + 1..=line + 3).contains(&got), "location {} (line {line})", l.location);
+            assert!(
+                (line + 1..=line + 3).contains(&got),
+                "location {} (line {line})",
+                l.location
+            );
             assert!(l.runnable_for > Duration::ZERO);
             assert!(err.to_string().contains("never-at-a-safepoint"), "{err}");
             // The request was withdrawn: tasks parked at safepoints run again.
@@ -314,7 +362,8 @@ fn dropping_a_pending_stop_request_withdraws_it() {
         // An active request dropped by a timeout.
         for _ in 0..5 {
             let r = rt.block_on(async {
-                safepoint::time::timeout(Duration::from_millis(30), rt.handle().stop_the_world()).await
+                safepoint::time::timeout(Duration::from_millis(30), rt.handle().stop_the_world())
+                    .await
             });
             assert!(r.is_err(), "the spinner keeps the world from stopping");
             assert_progress(&polls, 200, "after a dropped request");
@@ -329,16 +378,29 @@ fn dropping_a_pending_stop_request_withdraws_it() {
         // is polled while the world is held.
         let world = rt.handle().stop_the_world_blocking();
         let h = rt.handle().clone();
-        let timed_out = std::thread::spawn(move || h.stop_the_world_blocking_timeout(Duration::from_millis(30)))
-            .join()
-            .unwrap();
+        let timed_out = std::thread::spawn(move || {
+            h.stop_the_world_blocking_timeout(Duration::from_millis(30))
+        })
+        .join()
+        .unwrap();
         let err = timed_out.expect_err("queued behind a held world");
-        assert!(err.laggards().is_empty(), "a queued request has no laggards: {err}");
+        assert!(
+            err.laggards().is_empty(),
+            "a queued request has no laggards: {err}"
+        );
         let waker = futures::task::noop_waker();
         let mut filed = Box::pin(rt.handle().stop_the_world());
-        assert!(filed.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+        assert!(filed
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
         drop(filed);
-        assert_frozen(&polls, 2, Duration::from_millis(5), "holding while requests queue and leave");
+        assert_frozen(
+            &polls,
+            2,
+            Duration::from_millis(5),
+            "holding while requests queue and leave",
+        );
         drop(world);
         // Nothing is left behind: stops keep working and tasks keep running.
         assert_progress(&polls, 200, "after the queued request");
@@ -405,14 +467,19 @@ fn dropping_the_runtime_while_a_stop_request_is_pending() {
             let h = rt.handle().clone();
             let requester = std::thread::spawn(move || {
                 if blocking_timeout {
-                    h.stop_the_world_blocking_timeout(Duration::from_secs(30)).map(drop).is_ok()
+                    h.stop_the_world_blocking_timeout(Duration::from_secs(30))
+                        .map(drop)
+                        .is_ok()
                 } else {
                     drop(h.stop_the_world_blocking());
                     true
                 }
             });
             std::thread::sleep(Duration::from_millis(50));
-            assert!(!requester.is_finished(), "the spinner keeps the world running");
+            assert!(
+                !requester.is_finished(),
+                "the spinner keeps the world running"
+            );
             let start = Instant::now();
             drop(rt);
             assert_eq!(drops.dropped(), 1);
@@ -445,7 +512,11 @@ fn stop_report_counts_tasks_at_safepoints_and_blocked() {
         for _ in 0..5 {
             let world = rt.handle().stop_the_world_blocking();
             let r = world.report().clone();
-            assert_eq!((r.tasks, r.at_safepoint, r.blocked, r.workers), (15, 10, 5, 4), "{r:?}");
+            assert_eq!(
+                (r.tasks, r.at_safepoint, r.blocked, r.workers),
+                (15, 10, 5, 4),
+                "{r:?}"
+            );
             assert!(r.time_to_stop < Duration::from_secs(10));
             drop(world);
             assert_progress(&polls, 20, "between stops");
@@ -476,7 +547,10 @@ fn metrics_count_stops_and_time_to_safepoint() {
     watchdog(LIMIT, || {
         let rt = rt(4);
         let m = rt.metrics();
-        assert_eq!((m.stops, m.ttsp_p50, m.ttsp_p99), (0, Duration::ZERO, Duration::ZERO));
+        assert_eq!(
+            (m.stops, m.ttsp_p50, m.ttsp_p99),
+            (0, Duration::ZERO, Duration::ZERO)
+        );
         let polls = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let hs = spawn_busy(&rt, 4, &polls, &stop);
@@ -491,7 +565,10 @@ fn metrics_count_stops_and_time_to_safepoint() {
         let m = rt.metrics();
         assert_eq!(m.stops, 30, "{m:?}");
         assert!(m.ttsp_max > Duration::ZERO, "{m:?}");
-        assert!(m.ttsp_p50 <= m.ttsp_p99 && m.ttsp_p99 <= m.ttsp_max, "{m:?}");
+        assert!(
+            m.ttsp_p50 <= m.ttsp_p99 && m.ttsp_p99 <= m.ttsp_max,
+            "{m:?}"
+        );
         assert_eq!(m.ttsp_max, *ttsps.iter().max().unwrap(), "{m:?}");
         assert!(m.stopped_total >= Duration::from_millis(30), "{m:?}");
         finish(&rt, &stop, hs);

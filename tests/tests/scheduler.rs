@@ -193,7 +193,9 @@ fn a_task_that_yields_forever_does_not_starve_others() {
             })
             .collect();
         let nested = rt.spawn(async {
-            let hs: Vec<_> = (0..100u32).map(|i| safepoint::spawn(async move { i })).collect();
+            let hs: Vec<_> = (0..100u32)
+                .map(|i| safepoint::spawn(async move { i }))
+                .collect();
             let mut s = 0;
             for h in hs {
                 s += h.await.unwrap();
@@ -237,9 +239,7 @@ fn spawning_onto_another_runtime_from_a_worker() {
         let names: HashSet<String> = a
             .block_on(a.spawn(async move {
                 let hs: Vec<_> = (0..100)
-                    .map(|_| {
-                        hb.spawn(async { std::thread::current().name().unwrap().to_owned() })
-                    })
+                    .map(|_| hb.spawn(async { std::thread::current().name().unwrap().to_owned() }))
                     .collect();
                 let mut out = HashSet::new();
                 for h in hs {

@@ -154,7 +154,10 @@ fn shutdown_timeout_gives_up_on_a_stuck_worker() {
         let start = Instant::now();
         rt.shutdown_timeout(Duration::from_millis(100));
         let took = start.elapsed();
-        assert!(took < Duration::from_millis(1500), "shutdown_timeout took {took:?}");
+        assert!(
+            took < Duration::from_millis(1500),
+            "shutdown_timeout took {took:?}"
+        );
         // The idle task is dropped even though a worker was left behind.
         assert_eq!(drops.dropped(), 2);
     });
@@ -185,7 +188,10 @@ fn drop_after_block_on_and_blocking_work() {
                 d.store(true, SeqCst);
             });
             drop(rt);
-            assert!(done.load(SeqCst), "drop returned before a running blocking job");
+            assert!(
+                done.load(SeqCst),
+                "drop returned before a running blocking job"
+            );
         }
     });
 }

@@ -118,9 +118,17 @@ fn thousands_of_stops_under_mixed_load() {
                 ttsp_max = ttsp_max.max(world.report().time_to_stop);
                 for _ in 0..3 {
                     std::thread::sleep(Duration::from_micros(50));
-                    assert_eq!(p.load(SeqCst), before, "stop {s}: a task was polled while stopped");
+                    assert_eq!(
+                        p.load(SeqCst),
+                        before,
+                        "stop {s}: a task was polled while stopped"
+                    );
                 }
-                assert_eq!(fin.load(SeqCst), fin_before, "stop {s}: a task finished while stopped");
+                assert_eq!(
+                    fin.load(SeqCst),
+                    fin_before,
+                    "stop {s}: a task finished while stopped"
+                );
                 let r = world.report();
                 assert!(r.tasks <= 2 * PAIRS, "stop {s}: {r:?}");
                 drop(world);
@@ -181,8 +189,13 @@ fn concurrent_requesters_never_hold_the_world_together() {
         let go = Arc::new(std::sync::Barrier::new(THREADS + 1));
         let threads: Vec<_> = (0..THREADS)
             .map(|t| {
-                let (handle, held, polls, go, overlaps) =
-                    (rt.handle().clone(), held.clone(), polls.clone(), go.clone(), overlaps.clone());
+                let (handle, held, polls, go, overlaps) = (
+                    rt.handle().clone(),
+                    held.clone(),
+                    polls.clone(),
+                    go.clone(),
+                    overlaps.clone(),
+                );
                 std::thread::spawn(move || {
                     go.wait();
                     for i in 0..PER_THREAD {
@@ -193,7 +206,11 @@ fn concurrent_requesters_never_hold_the_world_together() {
                         let p0 = polls.load(SeqCst);
                         std::thread::yield_now();
                         std::thread::sleep(Duration::from_micros(20));
-                        assert_eq!(polls.load(SeqCst), p0, "thread {t} stop {i}: polled while held");
+                        assert_eq!(
+                            polls.load(SeqCst),
+                            p0,
+                            "thread {t} stop {i}: polled while held"
+                        );
                         held.store(false, SeqCst);
                         drop(world);
                     }
@@ -221,8 +238,15 @@ fn concurrent_requesters_never_hold_the_world_together() {
             t.join().unwrap();
         }
         rt.block_on(task).unwrap();
-        assert_eq!(overlaps.load(SeqCst), 0, "two requesters held the world at once");
-        assert_eq!(rt.metrics().stops as usize, THREADS * PER_THREAD + FROM_TASK);
+        assert_eq!(
+            overlaps.load(SeqCst),
+            0,
+            "two requesters held the world at once"
+        );
+        assert_eq!(
+            rt.metrics().stops as usize,
+            THREADS * PER_THREAD + FROM_TASK
+        );
         stop.store(true, SeqCst);
         for h in busy {
             rt.block_on(h).unwrap();
@@ -266,7 +290,9 @@ fn tasks_woken_while_stopped_run_after_resume_and_not_before() {
             let listener = safepoint::net::TcpListener::from_std(listener).unwrap();
             let (mut s, _) = listener.accept().await.unwrap();
             let mut buf = [0u8; 2];
-            futures::AsyncReadExt::read_exact(&mut s, &mut buf).await.unwrap();
+            futures::AsyncReadExt::read_exact(&mut s, &mut buf)
+                .await
+                .unwrap();
             assert_eq!(&buf, b"hi");
             r2.fetch_add(1, SeqCst);
         })));
@@ -300,9 +326,17 @@ fn tasks_woken_while_stopped_run_after_resume_and_not_before() {
         // the connection.
         for _ in 0..10 {
             std::thread::sleep(Duration::from_millis(5));
-            assert_eq!(polls.load(SeqCst), frozen, "a task was polled while stopped");
+            assert_eq!(
+                polls.load(SeqCst),
+                frozen,
+                "a task was polled while stopped"
+            );
             assert_eq!(ran.load(SeqCst), 0, "a woken task ran before the resume");
-            assert_eq!(spawned_ran.load(SeqCst), 0, "a task spawned while stopped ran");
+            assert_eq!(
+                spawned_ran.load(SeqCst),
+                0,
+                "a task spawned while stopped ran"
+            );
         }
         drop(world);
         assert!(

@@ -90,7 +90,10 @@ fn abort_queued_task() {
         let err = rt.block_on(queued).unwrap_err();
         assert!(err.is_cancelled(), "{err:?}");
         assert!(!err.is_panic());
-        assert!(!polled.load(SeqCst), "an aborted queued task must never be polled");
+        assert!(
+            !polled.load(SeqCst),
+            "an aborted queued task must never be polled"
+        );
         assert!(
             wait_until(Duration::from_secs(10), || dropped.is_dropped()),
             "the aborted task's future was not dropped"
@@ -138,7 +141,9 @@ impl Future for LongPoll {
     type Output = ();
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         self.started.store(true, SeqCst);
-        assert!(wait_until(Duration::from_secs(30), || self.aborted.load(SeqCst)));
+        assert!(wait_until(Duration::from_secs(30), || self
+            .aborted
+            .load(SeqCst)));
         // Stay in the poll a little after the abort.
         std::thread::sleep(Duration::from_millis(50));
         self.returning.store(true, SeqCst);
@@ -173,10 +178,16 @@ fn abort_running_task_drops_it_after_its_poll() {
         assert!(wait_until(Duration::from_secs(10), || started.load(SeqCst)));
         h.abort();
         aborted.store(true, SeqCst);
-        assert_eq!(drop_state.load(SeqCst), 0, "dropped while still being polled");
+        assert_eq!(
+            drop_state.load(SeqCst),
+            0,
+            "dropped while still being polled"
+        );
         let err = rt.block_on(h).unwrap_err();
         assert!(err.is_cancelled(), "{err:?}");
-        assert!(wait_until(Duration::from_secs(10), || drop_state.load(SeqCst) != 0));
+        assert!(wait_until(Duration::from_secs(10), || drop_state
+            .load(SeqCst)
+            != 0));
         assert_eq!(
             drop_state.load(SeqCst),
             1,
@@ -211,13 +222,20 @@ fn panic_propagates_to_join_handle() {
         assert_eq!(err.id(), id);
         assert!(err.to_string().contains("boom 7"), "{err}");
         let payload = err.into_panic();
-        assert_eq!(payload.downcast_ref::<String>().map(String::as_str), Some("boom 7"));
+        assert_eq!(
+            payload.downcast_ref::<String>().map(String::as_str),
+            Some("boom 7")
+        );
 
-        let err = rt.block_on(rt.spawn(async { panic!("static") })).unwrap_err();
+        let err = rt
+            .block_on(rt.spawn(async { panic!("static") }))
+            .unwrap_err();
         assert_eq!(*err.into_panic().downcast::<&str>().unwrap(), "static");
 
         // A panic inside block_on's own future reaches the caller.
-        let r = catch_unwind(AssertUnwindSafe(|| rt.block_on(async { panic!("in block_on") })));
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            rt.block_on(async { panic!("in block_on") })
+        }));
         assert_eq!(panic_message(&*r.unwrap_err()), "in block_on");
         // And the runtime still works after it.
         assert_eq!(rt.block_on(rt.spawn(async { 5 })).unwrap(), 5);
@@ -300,8 +318,16 @@ fn blocking_calls_on_a_worker_panic_with_a_clear_message() {
                 (panic_message(&*a), panic_message(&*b))
             }))
             .unwrap();
-        assert!(msgs.0.contains("worker") && msgs.0.contains("stop_the_world()"), "{}", msgs.0);
-        assert!(msgs.1.contains("worker") && msgs.1.contains("wait_all_blocked"), "{}", msgs.1);
+        assert!(
+            msgs.0.contains("worker") && msgs.0.contains("stop_the_world()"),
+            "{}",
+            msgs.0
+        );
+        assert!(
+            msgs.1.contains("worker") && msgs.1.contains("wait_all_blocked"),
+            "{}",
+            msgs.1
+        );
 
         // Nested block_on on a non-worker thread.
         let r = catch_unwind(AssertUnwindSafe(|| {
@@ -326,7 +352,10 @@ fn spawn_outside_a_runtime_panics_naming_runtime_spawn() {
     .unwrap();
     assert!(msgs.0.contains("Runtime::spawn"), "{}", msgs.0);
     assert!(msgs.1.contains("Runtime::spawn_blocking"), "{}", msgs.1);
-    assert!(msgs.2, "task::Builder::spawn outside a runtime must be an error");
+    assert!(
+        msgs.2,
+        "task::Builder::spawn outside a runtime must be an error"
+    );
     assert!(Handle::try_current().is_err());
 }
 
@@ -363,7 +392,9 @@ fn spawn_blocking_runs_on_a_separate_thread() {
             .unwrap();
         assert_eq!(v, 11);
         // A panicking job is a JoinError, not a dead pool.
-        let err = rt.block_on(rt.spawn_blocking(|| panic!("job"))).unwrap_err();
+        let err = rt
+            .block_on(rt.spawn_blocking(|| panic!("job")))
+            .unwrap_err();
         assert!(err.is_panic());
         assert_eq!(rt.block_on(rt.spawn_blocking(|| 1)).unwrap(), 1);
     });
@@ -462,19 +493,20 @@ fn task_builder_keeps_name_and_spawn_location() {
             )
             .unwrap();
         // Spawned from inside a task with Builder::spawn as well.
-        let (inner_id, inner_line) = rt
-            .block_on(async {
-                let line = line!();
-                let h = safepoint::task::Builder::new().name("inner-spinner").spawn(async {
+        let (inner_id, inner_line) = rt.block_on(async {
+            let line = line!();
+            let h = safepoint::task::Builder::new()
+                .name("inner-spinner")
+                .spawn(async {
                     loop {
                         safepoint::task::yield_now().await;
                     }
                 });
-                let h = h.unwrap();
-                let id = h.id();
-                drop(h); // detached, aborted below through a fresh stop
-                (id, line)
-            });
+            let h = h.unwrap();
+            let id = h.id();
+            drop(h); // detached, aborted below through a fresh stop
+            (id, line)
+        });
         let err = rt
             .handle()
             .stop_the_world_blocking_timeout(Duration::from_millis(200))
@@ -493,7 +525,10 @@ fn task_builder_keeps_name_and_spawn_location() {
         assert_eq!(inner.name.as_deref(), Some("inner-spinner"));
         assert_location(&inner.location, inner_line);
         let text = err.to_string();
-        assert!(text.contains("named-spinner") && text.contains("inner-spinner"), "{text}");
+        assert!(
+            text.contains("named-spinner") && text.contains("inner-spinner"),
+            "{text}"
+        );
         spinner.abort();
         // The detached inner spinner is dropped with the runtime.
     });
@@ -505,7 +540,10 @@ fn assert_location(location: &str, line: u32) {
     let (file, rest) = location
         .split_once(".rs:")
         .unwrap_or_else(|| panic!("location {location:?} is not file.rs:line:col"));
-    assert!(file.ends_with("tasks"), "location {location} is not in this file");
+    assert!(
+        file.ends_with("tasks"),
+        "location {location} is not in this file"
+    );
     let got: u32 = rest.split(':').next().unwrap().parse().unwrap();
     assert!(
         (line + 1..=line + 3).contains(&got),

@@ -18,7 +18,10 @@ fn no_thread_is_left_behind_after_drop() {
                 .build()
                 .unwrap();
             let during = thread_count();
-            assert!(during >= before + 4, "round {round}: {during} threads, expected workers");
+            assert!(
+                during >= before + 4,
+                "round {round}: {during} threads, expected workers"
+            );
             rt.block_on(async {
                 let mut hs = Vec::new();
                 for i in 0..16u64 {
