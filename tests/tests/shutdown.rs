@@ -181,12 +181,17 @@ fn drop_after_block_on_and_blocking_work() {
             });
             assert_eq!(v, 6);
             // A blocking job still running at drop: the drop waits for it.
+            // (One that has not started yet is cancelled instead, as in
+            // tokio, so wait for it to start.)
             let done = Arc::new(AtomicBool::new(false));
-            let d = done.clone();
+            let started = Arc::new(AtomicBool::new(false));
+            let (d, s) = (done.clone(), started.clone());
             rt.spawn_blocking(move || {
+                s.store(true, SeqCst);
                 std::thread::sleep(Duration::from_millis(20));
                 d.store(true, SeqCst);
             });
+            assert!(wait_until(Duration::from_secs(10), || started.load(SeqCst)));
             drop(rt);
             assert!(
                 done.load(SeqCst),
