@@ -575,3 +575,100 @@ fn metrics_count_stops_and_time_to_safepoint() {
         finish(&rt, &stop, hs);
     });
 }
+
+/// A requester task that, while it holds the world, awaits wakes that come
+/// from other threads (blocking-pool jobs, a channel fed by a plain
+/// thread), on a one-worker runtime where no other worker is parked to be
+/// woken for it.
+#[test]
+fn requester_woken_from_another_thread_while_holding_the_world() {
+    watchdog(LIMIT, || {
+        let rt = rt(1);
+        let polls = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let hs = spawn_busy(&rt, 2, &polls, &stop);
+        let (tx, mut rx) = futures::channel::mpsc::unbounded::<u32>();
+        let feeder = std::thread::spawn(move || {
+            for i in 0..500 {
+                if tx.unbounded_send(i).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        });
+        let p = polls.clone();
+        let requester = rt.spawn(async move {
+            let world = Handle::current().stop_the_world().await;
+            let p0 = p.load(SeqCst);
+            for i in 0..500u32 {
+                let v = safepoint::spawn_blocking(move || i * 2).await.unwrap();
+                assert_eq!(v, i * 2);
+            }
+            for i in 0..500u32 {
+                assert_eq!(futures::StreamExt::next(&mut rx).await, Some(i));
+            }
+            assert_eq!(
+                p.load(SeqCst),
+                p0,
+                "polled while the requester held the world"
+            );
+            drop(world);
+        });
+        rt.block_on(requester).unwrap();
+        feeder.join().unwrap();
+        finish(&rt, &stop, hs);
+    });
+}
+
+/// Ping-pong between a requester task holding the world and a plain
+/// thread, with the reply's timing jittered by a few microseconds so that
+/// it lands anywhere in the worker's path from the requester's poll to its
+/// park, on a one-worker runtime.
+///
+/// Fails about one run in three (stalls, so the watchdog fires after 30 s).
+#[test]
+#[ignore = "runtime bug: requester wake lost while stopped if the only awake worker is between take_requester_runnable and park (worker.rs:124-126, shared.rs:158-160)"]
+fn requester_ping_pong_with_a_thread_while_holding_the_world() {
+    watchdog(LIMIT, || {
+        const ROUNDS: u64 = 50_000;
+        let rt = rt(1);
+        let (to_thread, from_task) = std::sync::mpsc::channel::<u64>();
+        let (to_task, mut from_thread) = futures::channel::mpsc::unbounded::<u64>();
+        let echo = std::thread::spawn(move || {
+            let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+            while let Ok(v) = from_task.recv() {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let spin = Instant::now();
+                while spin.elapsed() < Duration::from_nanos(rng % 4000) {
+                    std::hint::spin_loop();
+                }
+                if to_task.unbounded_send(v + 1).is_err() {
+                    break;
+                }
+            }
+        });
+        let progress = Arc::new(AtomicU64::new(0));
+        let pr = progress.clone();
+        let requester = rt.spawn(async move {
+            let world = Handle::current().stop_the_world().await;
+            for i in 0..ROUNDS {
+                to_thread.send(i).unwrap();
+                let v = futures::StreamExt::next(&mut from_thread).await;
+                assert_eq!(v, Some(i + 1));
+                pr.store(i + 1, SeqCst);
+            }
+            drop(world);
+        });
+        let done = wait_until(Duration::from_secs(30), || requester.is_finished());
+        assert!(
+            done,
+            "the requester stalled after {} of {ROUNDS} round trips: a wake of the \
+             requester while the world is stopped was lost",
+            progress.load(SeqCst)
+        );
+        rt.block_on(requester).unwrap();
+        echo.join().unwrap();
+    });
+}
