@@ -3,6 +3,9 @@
 //! workers each, built once per bench). Bench ids are `<workload>/safepoint`
 //! and `<workload>/tokio`. Both sides use the same channels: std `mpsc` for
 //! "done" signals and `futures::channel::oneshot` for ping-pong.
+//!
+//! `SP_GLOBAL_QUEUE_INTERVAL=n` sets safepoint's `global_queue_interval`
+//! (a diagnostic; the default is the runtime's).
 
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::AtomicUsize;
@@ -142,10 +145,13 @@ workloads!(sp, safepoint, safepoint::Runtime);
 workloads!(tk, tokio, tokio::runtime::Runtime);
 
 fn sp_rt() -> safepoint::Runtime {
-    safepoint::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .build()
-        .unwrap()
+    let mut b = safepoint::Builder::new_multi_thread();
+    b.worker_threads(WORKERS);
+    // Diagnostic knob (default: the runtime's own default).
+    if let Ok(n) = std::env::var("SP_GLOBAL_QUEUE_INTERVAL") {
+        b.global_queue_interval(n.parse().expect("SP_GLOBAL_QUEUE_INTERVAL: a number"));
+    }
+    b.build().unwrap()
 }
 
 fn tk_rt() -> tokio::runtime::Runtime {
