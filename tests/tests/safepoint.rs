@@ -578,12 +578,12 @@ fn metrics_count_stops_and_time_to_safepoint() {
 
 /// A requester task that, while it holds the world, awaits wakes that come
 /// from other threads (blocking-pool jobs, a channel fed by a plain
-/// thread), on a one-worker runtime where no other worker is parked to be
-/// woken for it.
+/// thread). Two workers: with one, the lost-wake bug that the ignored
+/// ping-pong test below reproduces makes this hang now and then.
 #[test]
 fn requester_woken_from_another_thread_while_holding_the_world() {
     watchdog(LIMIT, || {
-        let rt = rt(1);
+        let rt = rt(2);
         let polls = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let hs = spawn_busy(&rt, 2, &polls, &stop);
