@@ -32,7 +32,12 @@ macro_rules! workloads {
         mod $m {
             use super::*;
 
-            pub fn spawn_many_local(rt: &$rt, tx: &mpsc::SyncSender<()>, rx: &mpsc::Receiver<()>, rem: &Arc<AtomicUsize>) {
+            pub fn spawn_many_local(
+                rt: &$rt,
+                tx: &mpsc::SyncSender<()>,
+                rx: &mpsc::Receiver<()>,
+                rem: &Arc<AtomicUsize>,
+            ) {
                 rem.store(NUM_SPAWN, Relaxed);
                 rt.block_on(async {
                     for _ in 0..NUM_SPAWN {
@@ -90,7 +95,12 @@ macro_rules! workloads {
                 }
             }
 
-            pub fn ping_pong(rt: &$rt, done_tx: &mpsc::SyncSender<()>, done_rx: &mpsc::Receiver<()>, rem: &Arc<AtomicUsize>) {
+            pub fn ping_pong(
+                rt: &$rt,
+                done_tx: &mpsc::SyncSender<()>,
+                done_rx: &mpsc::Receiver<()>,
+                rem: &Arc<AtomicUsize>,
+            ) {
                 let done_tx = done_tx.clone();
                 let rem = rem.clone();
                 rem.store(NUM_PINGS, Relaxed);
@@ -128,7 +138,11 @@ macro_rules! workloads {
                 }
             }
 
-            pub fn chained_spawn(rt: &$rt, done_tx: &mpsc::SyncSender<()>, done_rx: &mpsc::Receiver<()>) {
+            pub fn chained_spawn(
+                rt: &$rt,
+                done_tx: &mpsc::SyncSender<()>,
+                done_rx: &mpsc::Receiver<()>,
+            ) {
                 let done_tx = done_tx.clone();
                 rt.block_on(async {
                     $k::spawn(async move {
@@ -168,11 +182,15 @@ fn spawn_many_local(c: &mut Criterion) {
     let rem = Arc::new(AtomicUsize::new(0));
     {
         let rt = sp_rt();
-        g.bench_function("safepoint", |b| b.iter(|| sp::spawn_many_local(&rt, &tx, &rx, &rem)));
+        g.bench_function("safepoint", |b| {
+            b.iter(|| sp::spawn_many_local(&rt, &tx, &rx, &rem))
+        });
     }
     {
         let rt = tk_rt();
-        g.bench_function("tokio", |b| b.iter(|| tk::spawn_many_local(&rt, &tx, &rx, &rem)));
+        g.bench_function("tokio", |b| {
+            b.iter(|| tk::spawn_many_local(&rt, &tx, &rx, &rem))
+        });
     }
     g.finish();
 }
@@ -182,12 +200,16 @@ fn spawn_many_remote_idle(c: &mut Criterion) {
     {
         let rt = sp_rt();
         let mut handles = Vec::with_capacity(NUM_SPAWN);
-        g.bench_function("safepoint", |b| b.iter(|| sp::spawn_many_remote(&rt, &mut handles)));
+        g.bench_function("safepoint", |b| {
+            b.iter(|| sp::spawn_many_remote(&rt, &mut handles))
+        });
     }
     {
         let rt = tk_rt();
         let mut handles = Vec::with_capacity(NUM_SPAWN);
-        g.bench_function("tokio", |b| b.iter(|| tk::spawn_many_remote(&rt, &mut handles)));
+        g.bench_function("tokio", |b| {
+            b.iter(|| tk::spawn_many_remote(&rt, &mut handles))
+        });
     }
     g.finish();
 }
@@ -198,14 +220,18 @@ fn spawn_many_remote_busy1(c: &mut Criterion) {
         let rt = sp_rt();
         let busy = sp::start_busy(&rt);
         let mut handles = Vec::with_capacity(NUM_SPAWN);
-        g.bench_function("safepoint", |b| b.iter(|| sp::spawn_many_remote(&rt, &mut handles)));
+        g.bench_function("safepoint", |b| {
+            b.iter(|| sp::spawn_many_remote(&rt, &mut handles))
+        });
         busy.store(false, Relaxed);
     }
     {
         let rt = tk_rt();
         let busy = tk::start_busy(&rt);
         let mut handles = Vec::with_capacity(NUM_SPAWN);
-        g.bench_function("tokio", |b| b.iter(|| tk::spawn_many_remote(&rt, &mut handles)));
+        g.bench_function("tokio", |b| {
+            b.iter(|| tk::spawn_many_remote(&rt, &mut handles))
+        });
         busy.store(false, Relaxed);
     }
     g.finish();
@@ -231,7 +257,9 @@ fn ping_pong(c: &mut Criterion) {
     let rem = Arc::new(AtomicUsize::new(0));
     {
         let rt = sp_rt();
-        g.bench_function("safepoint", |b| b.iter(|| sp::ping_pong(&rt, &tx, &rx, &rem)));
+        g.bench_function("safepoint", |b| {
+            b.iter(|| sp::ping_pong(&rt, &tx, &rx, &rem))
+        });
     }
     {
         let rt = tk_rt();

@@ -259,7 +259,10 @@ fn ttsp(c: &mut Criterion) {
                 let per_stop = loop_start.elapsed() / stops as u32;
                 rows.push(row);
 
-                let name = format!("ttsp_w{workers}_{}", if busy > 0 { "busy4" } else { "idle" });
+                let name = format!(
+                    "ttsp_w{workers}_{}",
+                    if busy > 0 { "busy4" } else { "idle" }
+                );
                 // Criterion sizes its runs by wall time (for iter_custom too),
                 // and each stop also pays the gap: budget ~`crit_stops` stops
                 // from the wall time per stop just seen, with flat sampling.
@@ -293,7 +296,10 @@ fn ttsp(c: &mut Criterion) {
 }
 
 fn print_table(rows: &[Row], wake: &Percentiles) {
-    println!("\n=== TTSP (time_to_stop from StopReport), {} stops per row ===", rows.first().map_or(0, |r| r.p.n));
+    println!(
+        "\n=== TTSP (time_to_stop from StopReport), {} stops per row ===",
+        rows.first().map_or(0, |r| r.p.n)
+    );
     println!(
         "wake floor: thread round trip p50 {} us -> one wake ~{} us",
         us(wake.p50),

@@ -128,10 +128,25 @@ pub fn env_usize(name: &str, default: usize) -> usize {
 pub fn selected(id: &str) -> bool {
     // criterion flags that take a value.
     const VALUED: &[&str] = &[
-        "--warm-up-time", "--measurement-time", "--sample-size", "--save-baseline",
-        "-s", "--baseline", "-b", "--baseline-lenient", "--load-baseline", "--color",
-        "-c", "--output-format", "--format", "--plotting-backend", "--nresamples",
-        "--noise-threshold", "--confidence-level", "--significance-level", "--profile-time",
+        "--warm-up-time",
+        "--measurement-time",
+        "--sample-size",
+        "--save-baseline",
+        "-s",
+        "--baseline",
+        "-b",
+        "--baseline-lenient",
+        "--load-baseline",
+        "--color",
+        "-c",
+        "--output-format",
+        "--format",
+        "--plotting-backend",
+        "--nresamples",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--profile-time",
         "--logfile",
     ];
     let args: Vec<String> = std::env::args().skip(1).collect();
