@@ -25,6 +25,9 @@ pub(crate) fn block_on<F: Future>(
     future: F,
     location: &'static Location<'static>,
 ) -> F::Output {
+    if handle.shared.det.is_some() {
+        return crate::deterministic::runner::block_on(handle, future, location);
+    }
     let _block_on = context::enter_block_on("Runtime::block_on");
     let _enter = context::enter(handle);
     let shared = &handle.shared;

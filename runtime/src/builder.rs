@@ -36,6 +36,8 @@ pub struct Builder {
     thread_keep_alive: Duration,
     enable_io: bool,
     enable_time: bool,
+    /// `Some(seed)` for the deterministic flavour.
+    seed: Option<u64>,
 }
 
 /// The most workers a runtime can have (the census packs counts in 16 bits).
@@ -62,6 +64,31 @@ impl Builder {
             thread_keep_alive: Duration::from_secs(10),
             enable_io: true,
             enable_time: true,
+            seed: None,
+        }
+    }
+
+    /// A builder for the deterministic flavour: no worker threads; tasks run
+    /// only on the calling thread inside `block_on`, `run_until_blocked`,
+    /// `step` and `advance`, each round in an order drawn from `seed`; time
+    /// is virtual and jumps to the next timer when every task is blocked and
+    /// none waits on real I/O. The same seed gives the same interleaving on
+    /// every run and machine (up to the order in which the OS delivers real
+    /// I/O, if the program uses sockets).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = safepoint::Builder::new_deterministic(42).build().unwrap();
+    /// let start = std::time::Instant::now();
+    /// rt.block_on(safepoint::time::sleep(Duration::from_secs(3600)));
+    /// assert!(start.elapsed() < Duration::from_secs(5)); // virtual time
+    /// ```
+    pub fn new_deterministic(seed: u64) -> Builder {
+        Builder {
+            seed: Some(seed),
+            ..Builder::new_multi_thread()
         }
     }
 
@@ -210,8 +237,18 @@ impl Builder {
 
     fn validate(&self) -> io::Result<Config> {
         let invalid = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
-        let workers = self.worker_threads.unwrap_or_else(num_cpus::get);
-        if workers == 0 {
+        if self.seed.is_some() && self.worker_threads.is_some() {
+            return invalid(
+                "worker_threads cannot be set on the deterministic flavour: it runs every task \
+                 on the calling thread"
+                    .into(),
+            );
+        }
+        let workers = match self.seed {
+            Some(_) => 0,
+            None => self.worker_threads.unwrap_or_else(num_cpus::get),
+        };
+        if workers == 0 && self.seed.is_none() {
             return invalid("worker_threads must be at least 1 (got 0)".into());
         }
         if workers > MAX_WORKERS {
@@ -273,7 +310,8 @@ impl Builder {
         let locals: Vec<Local<crate::scheduler::Task>> =
             (0..config.worker_threads).map(|_| Local::new()).collect();
         let stealers = locals.iter().map(|l| l.stealer()).collect();
-        let shared = Arc::new(Shared::new(config, stealers, driver));
+        let det = self.seed.map(crate::deterministic::Deterministic::new);
+        let shared = Arc::new(Shared::new(config, stealers, driver, det));
         let threads = match worker::spawn_workers(&shared, locals) {
             Ok(t) => t,
             Err(e) => {
@@ -287,13 +325,16 @@ impl Builder {
 
     #[cfg(not(loom))]
     fn make_driver(&self) -> io::Result<Option<safepoint_io::driver::Driver>> {
-        if !self.enable_io && !self.enable_time {
+        if !self.enable_io && !self.enable_time && self.seed.is_none() {
             return Ok(None);
         }
         let config = safepoint_io::driver::Config {
             enable_io: self.enable_io,
-            enable_time: self.enable_time,
-            clock: safepoint_io::time::Clock::real(),
+            enable_time: true,
+            clock: match self.seed {
+                Some(_) => safepoint_io::time::Clock::new_virtual(),
+                None => safepoint_io::time::Clock::real(),
+            },
         };
         safepoint_io::driver::Driver::new(config).map(Some)
     }

@@ -22,13 +22,26 @@ pub(crate) struct Context {
     in_block_on: Cell<bool>,
 }
 
+impl Context {
+    const fn new() -> Context {
+        Context {
+            handle: RefCell::new(None),
+            worker: RefCell::new(None),
+            current_task: Cell::new(None),
+            in_block_on: Cell::new(false),
+        }
+    }
+}
+
+#[cfg(not(loom))]
 thread_local! {
-    static CONTEXT: Context = Context {
-        handle: RefCell::new(None),
-        worker: RefCell::new(None),
-        current_task: Cell::new(None),
-        in_block_on: Cell::new(false),
-    };
+    static CONTEXT: Context = const { Context::new() };
+}
+
+// loom's `thread_local!` has no `const` form.
+#[cfg(loom)]
+thread_local! {
+    static CONTEXT: Context = Context::new();
 }
 
 /// The handle of the runtime this thread is in, if any.

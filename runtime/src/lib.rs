@@ -40,6 +40,7 @@ mod block_on;
 mod blocking;
 mod builder;
 mod context;
+mod deterministic;
 mod handle;
 mod metrics;
 mod runtime;

@@ -168,6 +168,66 @@ impl Runtime {
         self.handle.run_until_blocked()
     }
 
+    /// Deterministic flavour: runs one round, in which each task that was
+    /// runnable at its start is polled once, in the seeded order. Returns how
+    /// many tasks were polled (0: every task is blocked or done).
+    ///
+    /// # Panics
+    ///
+    /// Panics on the multi-thread flavour, whose workers run on their own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = safepoint::Builder::new_deterministic(1).build().unwrap();
+    /// let h = rt.spawn(async { safepoint::task::yield_now().await; 5 });
+    /// assert_eq!(rt.step(), 1); // polled once: it yielded
+    /// assert_eq!(rt.step(), 1); // polled again: done
+    /// assert_eq!(rt.step(), 0);
+    /// assert!(h.is_finished());
+    /// ```
+    pub fn step(&self) -> usize {
+        let shared = self.deterministic("step");
+        let _enter = crate::context::enter(&self.handle);
+        crate::deterministic::runner::step(shared)
+    }
+
+    /// Deterministic flavour: moves the virtual clock forward by `d`, firing
+    /// the timers that fall due in deadline order and running until every
+    /// task is blocked after each.
+    ///
+    /// # Panics
+    ///
+    /// Panics on the multi-thread flavour (its clock is real).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = safepoint::Builder::new_deterministic(1).build().unwrap();
+    /// let h = rt.spawn(safepoint::time::sleep(Duration::from_secs(60)));
+    /// rt.advance(Duration::from_secs(59));
+    /// assert!(!h.is_finished());
+    /// rt.advance(Duration::from_secs(1));
+    /// assert!(h.is_finished());
+    /// ```
+    pub fn advance(&self, d: Duration) {
+        let shared = self.deterministic("advance");
+        let _enter = crate::context::enter(&self.handle);
+        crate::deterministic::runner::advance(shared, d)
+    }
+
+    #[track_caller]
+    fn deterministic(&self, what: &str) -> &Shared {
+        let shared = &*self.handle.shared;
+        assert!(
+            shared.det.is_some(),
+            "Runtime::{what} drives the deterministic flavour only \
+             (Builder::new_deterministic(seed)); the multi-thread runtime's workers run on their own"
+        );
+        shared
+    }
+
     /// A snapshot of the runtime's counters.
     ///
     /// # Examples

@@ -627,7 +627,6 @@ fn requester_woken_from_another_thread_while_holding_the_world() {
 ///
 /// Fails about one run in three (stalls, so the watchdog fires after 30 s).
 #[test]
-#[ignore = "runtime bug: requester wake lost while stopped if the only awake worker is between take_requester_runnable and park (worker.rs:124-126, shared.rs:158-160)"]
 fn requester_ping_pong_with_a_thread_while_holding_the_world() {
     watchdog(LIMIT, || {
         const ROUNDS: u64 = 50_000;

@@ -97,7 +97,6 @@ fn dropping_the_runtime_drops_every_pending_task() {
 /// cancelled `JoinError` (design: "a task spawned on a runtime that is
 /// shutting down is dropped at once and its handle reports cancellation").
 #[test]
-#[ignore = "runtime bug: JoinHandle of a task dropped by shutdown panics \"Task polled after completion\" (join.rs polls async_task::Task, not FallibleTask)"]
 fn join_handles_of_tasks_dropped_at_shutdown_report_cancelled() {
     watchdog(LIMIT, || {
         let rt = Builder::new_multi_thread()

@@ -162,6 +162,12 @@ impl Barrier {
         id.is_some() && self.active.as_ref().is_some_and(|a| a.requester == id)
     }
 
+    /// Whether the world is stopped for a thread outside the runtime (so
+    /// only that thread's resume can end it).
+    pub(crate) fn stopped_for_outside_thread(&self) -> bool {
+        self.phase == Phase::Stopped && self.active.as_ref().is_some_and(|a| a.requester.is_none())
+    }
+
     pub(crate) fn active_ticket(&self) -> Option<u64> {
         self.active.as_ref().map(|a| a.ticket)
     }
@@ -319,6 +325,10 @@ impl Barrier {
     /// Keeps the requester's runnable for the worker that will run it.
     pub(crate) fn set_requester_runnable(&mut self, r: Runnable<TaskMeta>) {
         self.requester_slot = Some(r);
+    }
+
+    pub(crate) fn has_requester_runnable(&self) -> bool {
+        self.requester_slot.is_some()
     }
 
     pub(crate) fn take_requester_runnable(&mut self) -> Option<Runnable<TaskMeta>> {

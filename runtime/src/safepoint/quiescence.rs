@@ -23,6 +23,10 @@ pub(crate) fn run_until_blocked(shared: &Arc<Shared>) {
         "use `safepoint::task::wait_all_blocked().await` from a task",
     );
     let _guard = context::enter_block_on("Runtime::run_until_blocked");
+    if shared.det.is_some() {
+        let _enter = context::enter(&crate::Handle::from_shared(shared.clone()));
+        return crate::deterministic::runner::run_until_blocked(shared);
+    }
     let parker = StdArc::new(ThreadParker::new());
     let waker = Waker::from(parker.clone());
     let mut waiting_past: Option<u64> = None;

@@ -139,7 +139,7 @@ impl StopTheWorld {
                 }
             })
             .collect();
-        laggards.sort_by(|a, b| b.runnable_for.cmp(&a.runnable_for));
+        laggards.sort_by_key(|l| std::cmp::Reverse(l.runnable_for));
         self.done = true;
         let wakes = withdraw(&shared, &mut inner, ticket);
         drop(inner);
@@ -254,10 +254,25 @@ pub(crate) fn stop_blocking(
     let waker = Waker::from(parker.clone());
     let started = Instant::now();
     let deadline = timeout.map(|t| started + t);
+    let det = shared.det.is_some();
+    let handle = crate::Handle::from_shared(shared.clone());
     let mut request = StopTheWorld::new(shared);
     loop {
         if let Poll::Ready(world) = request.poll_stop(&waker) {
             return Ok(world);
+        }
+        if det {
+            // Nobody else drives the deterministic runtime: run rounds on
+            // this thread until the tasks reach their safepoints.
+            let _enter = context::enter(&handle);
+            if crate::deterministic::runner::step(&handle.shared) == 0 {
+                // Everything idle now: the census has declared the stop.
+                continue;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return request.time_out(started.elapsed());
+            }
+            continue;
         }
         match deadline {
             None => parker.park(),

@@ -124,21 +124,19 @@ impl Idle {
     }
 
     /// Announces worker `index` idle and lists it as a sleeper, unless
-    /// `has_work` (the queues, checked after the announcement) finds work.
-    /// Called with the census lock held.
+    /// `has_work` (checked after the announcement, under the lock) finds
+    /// something for it to do. Called with the census lock held.
     pub(crate) fn transition_to_parked(
         &self,
         inner: &mut Inner,
         index: usize,
         is_searching: bool,
-        has_work: impl FnOnce() -> bool,
+        has_work: impl FnOnce(&Inner) -> bool,
     ) -> Parked {
         let dec = 1 + if is_searching { SEARCHING_ONE } else { 0 };
         // SeqCst RMW: first half of the Dekker pair (see the module docs).
         let prev = self.state.fetch_sub(dec, SeqCst);
-        // While the world is stopped, queued work is kept for the resume:
-        // it must not pull a worker back up.
-        if !inner.barrier.is_stopped() && has_work() {
+        if has_work(inner) {
             self.state.fetch_add(1 | SEARCHING_ONE, SeqCst);
             return Parked::Work;
         }

@@ -71,6 +71,8 @@ pub(crate) struct Shared {
     /// Laggard log for `block_on` futures polled while a stop is pending.
     pub(crate) block_on_laggards: Mutex<LaggardLog>,
     pub(crate) remote_spawns: Counter,
+    /// `Some` for the deterministic flavour (no workers; caller-driven).
+    pub(crate) det: Option<crate::deterministic::Deterministic>,
     next_id: AtomicU64,
 }
 
@@ -79,6 +81,7 @@ impl Shared {
         config: Config,
         stealers: Vec<Stealer<Task>>,
         driver: Option<safepoint_io::driver::Driver>,
+        det: Option<crate::deterministic::Deterministic>,
     ) -> Shared {
         let n = config.worker_threads;
         let io = driver.as_ref().map(|d| d.handle());
@@ -106,6 +109,7 @@ impl Shared {
             shutdown: AtomicBool::new(false),
             block_on_laggards: Mutex::new(LaggardLog::default()),
             remote_spawns: Counter::default(),
+            det,
             next_id: AtomicU64::new(1),
             config,
         }
@@ -231,9 +235,19 @@ impl Shared {
         is_searching: bool,
     ) -> (Parked, Wakes) {
         let mut inner = self.idle.lock();
+        // While the world is stopped, queued work is kept for the resume and
+        // must not pull a worker back up; the one thing to stay up for is
+        // the requester, woken since this worker last looked at its slot
+        // (that wake found no sleeper to unpark, so it relies on this check).
         let parked = self
             .idle
-            .transition_to_parked(&mut inner, index, is_searching, || self.has_visible_work());
+            .transition_to_parked(&mut inner, index, is_searching, |inner| {
+                if inner.barrier.is_stopped() {
+                    inner.barrier.has_requester_runnable()
+                } else {
+                    self.has_visible_work()
+                }
+            });
         let mut wakes = Wakes::default();
         if let Parked::Parked { all_idle } = parked {
             self.remotes[index].parked.store(true, Ordering::Release);

@@ -145,10 +145,10 @@ impl Worker {
             let config = &self.local.shared.config;
             (config.event_interval, config.global_queue_interval)
         };
-        if self.tick % event_interval == 0 {
+        if self.tick.is_multiple_of(event_interval) {
             self.poll_driver();
         }
-        if self.tick % global_queue_interval == 0 {
+        if self.tick.is_multiple_of(global_queue_interval) {
             if let Some(task) = self.shared().injector.pop_batch_into(&self.local.local) {
                 return Some(task);
             }

@@ -35,6 +35,13 @@ impl Registration {
     }
 }
 
+impl Registration {
+    /// The deterministic runtime's seed, to name in a panic report.
+    fn seed(&self) -> Option<u64> {
+        self.shared.det.as_ref().map(|d| d.seed())
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         self.shared.registry.remove(self.id);
@@ -66,7 +73,18 @@ impl<F: Future> Future for TaskFuture<F> {
         let out = match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(value)) => Ok(value),
-            Err(payload) => Err(JoinError::panic(id, payload)),
+            Err(payload) => {
+                let seed = this.registration.as_ref().and_then(|r| r.seed());
+                if let Some(seed) = seed {
+                    // The panic hook has printed the message; this line makes
+                    // the failing run replayable from the log alone.
+                    eprintln!(
+                        "safepoint: task {id} panicked on the deterministic runtime with seed \
+                         {seed}; replay with Builder::new_deterministic({seed})"
+                    );
+                }
+                Err(JoinError::panic(id, payload).with_seed(seed))
+            }
         };
         // The entry goes before the output is published, so a live-task
         // count taken after a join never counts this task.

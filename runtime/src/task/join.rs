@@ -18,7 +18,11 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use super::id::{Id, TaskMeta};
 use crate::sync::Mutex;
 
-type Cell<T> = async_task::Task<Result<T, JoinError>, TaskMeta>;
+/// async-task's handle in its fallible form: a task whose runnable was
+/// dropped before it finished (shutdown, a spawn on a runtime that is
+/// shutting down, a blocking job never started) resolves to `None`, which
+/// the handle reports as cancelled instead of panicking.
+type Cell<T> = async_task::FallibleTask<Result<T, JoinError>, TaskMeta>;
 type Cancelling<T> = Pin<Box<dyn Future<Output = Option<Result<T, JoinError>>> + Send>>;
 
 /// An owned permission to await a spawned task's output.
@@ -49,10 +53,10 @@ enum State<T> {
 }
 
 impl<T: Send + 'static> JoinHandle<T> {
-    pub(crate) fn new(task: Cell<T>) -> Self {
+    pub(crate) fn new(task: async_task::Task<Result<T, JoinError>, TaskMeta>) -> Self {
         JoinHandle {
             id: task.metadata().id,
-            state: Mutex::new(State::Running(task)),
+            state: Mutex::new(State::Running(task.fallible())),
         }
     }
 
@@ -129,7 +133,8 @@ impl<T: Send + 'static> Future for JoinHandle<T> {
         let id = self.id;
         let mut state = self.state.lock();
         let out = match &mut *state {
-            State::Running(task) => std::task::ready!(Pin::new(task).poll(cx)),
+            State::Running(task) => std::task::ready!(Pin::new(task).poll(cx))
+                .unwrap_or_else(|| Err(JoinError::cancelled(id))),
             State::Aborting(fut) => std::task::ready!(fut.as_mut().poll(cx))
                 .unwrap_or_else(|| Err(JoinError::cancelled(id))),
             State::Done => panic!("JoinHandle polled after it returned Ready"),
@@ -167,6 +172,9 @@ impl<T> fmt::Debug for JoinHandle<T> {
 pub struct JoinError {
     id: Id,
     repr: Repr,
+    /// The seed of the deterministic runtime the task panicked on, so the
+    /// failing run can be replayed.
+    seed: Option<u64>,
 }
 
 enum Repr {
@@ -181,6 +189,7 @@ impl JoinError {
         JoinError {
             id,
             repr: Repr::Cancelled,
+            seed: None,
         }
     }
 
@@ -188,7 +197,13 @@ impl JoinError {
         JoinError {
             id,
             repr: Repr::Panic(StdMutex::new(payload)),
+            seed: None,
         }
+    }
+
+    pub(crate) fn with_seed(mut self, seed: Option<u64>) -> JoinError {
+        self.seed = seed;
+        self
     }
 
     /// Whether the task was aborted (or dropped at runtime shutdown).
@@ -286,9 +301,17 @@ impl fmt::Display for JoinError {
             Repr::Panic(p) => {
                 let p = p.lock().unwrap_or_else(|e| e.into_inner());
                 match panic_message(&**p) {
-                    Some(msg) => write!(f, "task {} panicked with message {msg:?}", self.id),
-                    None => write!(f, "task {} panicked", self.id),
+                    Some(msg) => write!(f, "task {} panicked with message {msg:?}", self.id)?,
+                    None => write!(f, "task {} panicked", self.id)?,
                 }
+                if let Some(seed) = self.seed {
+                    write!(
+                        f,
+                        " (deterministic runtime, seed {seed}: replay with \
+                         Builder::new_deterministic({seed}))"
+                    )?;
+                }
+                Ok(())
             }
         }
     }

@@ -3,7 +3,7 @@
 //! A task blocked on a future that nobody will ever wake (say
 //! `std::future::pending()`) is held by no queue and no waker; without a
 //! list of live tasks, dropping the runtime would leak it and never run its
-//! destructors. The registry keeps one `Waker` per live async task, sharded
+//! destructors. The registry keeps one `Waker` (and the task's identity) per live async task, sharded
 //! by id so that spawns on different workers rarely meet on one lock. At
 //! shutdown every registered task is woken, which puts its runnable in a
 //! queue, and the queues are drained by dropping the runnables; async-task
@@ -16,7 +16,7 @@ use std::task::Waker;
 
 use crossbeam_utils::CachePadded;
 
-use super::id::Id;
+use super::id::{Id, TaskInfo};
 use crate::sync::Mutex;
 
 /// Task ids are sequential, so a multiplicative hash spreads them well
@@ -38,7 +38,7 @@ impl Hasher for IdHasher {
     }
 }
 
-type Shard = HashMap<Id, Waker, BuildHasherDefault<IdHasher>>;
+type Shard = HashMap<Id, (Waker, TaskInfo), BuildHasherDefault<IdHasher>>;
 
 pub(crate) struct Registry {
     shards: Box<[CachePadded<Mutex<Shard>>]>,
@@ -60,8 +60,8 @@ impl Registry {
         &self.shards[(id.as_u64() as usize) & self.mask]
     }
 
-    pub(crate) fn insert(&self, id: Id, waker: Waker) {
-        self.shard(id).lock().insert(id, waker);
+    pub(crate) fn insert(&self, info: TaskInfo, waker: Waker) {
+        self.shard(info.id).lock().insert(info.id, (waker, info));
     }
 
     pub(crate) fn remove(&self, id: Id) {
@@ -78,8 +78,19 @@ impl Registry {
     pub(crate) fn wakers(&self) -> Vec<Waker> {
         let mut out = Vec::new();
         for shard in self.shards.iter() {
-            out.extend(shard.lock().values().cloned());
+            out.extend(shard.lock().values().map(|(w, _)| w.clone()));
         }
+        out
+    }
+
+    /// Identities of every live task, by id (for a deadlock report: O(tasks),
+    /// but only when the program is already stuck).
+    pub(crate) fn infos(&self) -> Vec<TaskInfo> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            out.extend(shard.lock().values().map(|(_, i)| i.clone()));
+        }
+        out.sort_by_key(|i| i.id);
         out
     }
 }

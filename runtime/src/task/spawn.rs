@@ -32,17 +32,35 @@ where
     let meta = TaskMeta { id, name, location };
     let future = TaskFuture::new(future, id, Some(Registration::new(shared.clone(), id)));
     let scheduler = Arc::clone(shared);
-    let (runnable, task) = async_task::Builder::new().metadata(meta).spawn(
-        move |_| future,
-        WithInfo(move |runnable, info| scheduler.schedule(runnable, info)),
-    );
+    let builder = async_task::Builder::new().metadata(meta);
+    // The flavours differ only in where a wake goes: one schedule function
+    // each, chosen once per task, so the multi-thread wake path carries no
+    // flavour test.
+    let (runnable, task) = if shared.det.is_some() {
+        builder.spawn(
+            move |_| future,
+            move |runnable| scheduler.schedule_deterministic(runnable),
+        )
+    } else {
+        builder.spawn(
+            move |_| future,
+            WithInfo(move |runnable, info| scheduler.schedule(runnable, info)),
+        )
+    };
     if shared.is_shutdown() {
         // Like tokio: a task spawned on a runtime that is shutting down is
         // dropped at once and its handle reports cancellation.
         drop(runnable);
         return JoinHandle::new(task);
     }
-    shared.registry.insert(id, runnable.waker());
+    shared
+        .registry
+        .insert(runnable.metadata().info(), runnable.waker());
+    if shared.det.is_some() {
+        // Spawning runs nothing: the task waits for the caller to drive.
+        shared.injector.push(runnable);
+        return JoinHandle::new(task);
+    }
     let on_worker = crate::context::with_worker(|w| w.is_some_and(|w| w.belongs_to(shared)));
     if on_worker {
         crate::context::with_worker(|w| {

@@ -1,0 +1,324 @@
+//! The deterministic flavour's scheduler: caller-driven rounds.
+//!
+//! No worker threads. Tasks run only on the calling thread, inside
+//! `block_on`, `run_until_blocked`, `step` and `advance`. A *round* polls
+//! once each task that was runnable when the round began, in an order drawn
+//! from a PRNG seeded by the builder's seed; tasks woken during the round
+//! wait for the next one. Same seed, same interleaving, same output.
+//!
+//! Everything else is the multi-thread runtime's code: the task cell, the
+//! join handles, the registry, the driver (with a virtual clock) and the
+//! safepoint barrier, whose census sees no workers and counts a round as a
+//! `block_on` poll, so stops and quiescence work unchanged.
+//!
+//! Virtual time moves only when everything is blocked and nothing waits on
+//! real I/O (design.md point 9): the clock then jumps to the next timer.
+//! With I/O in flight the runner waits for the OS instead, so a timeout
+//! cannot fire while a reply is still on its way (tokio's auto-advance does
+//! that). When `block_on`'s future can never finish (all blocked, no timer,
+//! no I/O, no blocking job), it panics with "deadlock" and the blocked tasks.
+
+use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering as StdOrdering};
+use std::sync::Arc as StdArc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use super::rng::Rng;
+use crate::context;
+use crate::handle::Handle;
+use crate::safepoint::barrier::STOPPED;
+use crate::scheduler::{Shared, Task};
+use crate::sync::Mutex;
+use crate::task::Id;
+
+/// The deterministic flavour's own state inside `Shared`.
+pub(crate) struct Deterministic {
+    seed: u64,
+    rng: Mutex<Rng>,
+}
+
+impl Deterministic {
+    pub(crate) fn new(seed: u64) -> Deterministic {
+        Deterministic {
+            seed,
+            rng: Mutex::new(Rng::new(seed)),
+        }
+    }
+
+    pub(crate) fn seed(&self) -> u64 {
+        self.seed
+    }
+}
+
+impl Shared {
+    /// async-task's schedule function under the deterministic flavour: the
+    /// task waits in the run queue for the next round. While the world is
+    /// stopped, only the requester is set aside to run.
+    pub(crate) fn schedule_deterministic(&self, task: Task) {
+        if self.flags.phase() == STOPPED {
+            let mut inner = self.idle.lock();
+            if inner.barrier.is_stopped() && inner.barrier.is_requester(Some(task.metadata().id)) {
+                inner.barrier.set_requester_runnable(task);
+                drop(inner);
+                self.interrupt_driver();
+                return;
+            }
+        }
+        self.injector.push(task);
+        // A wake from another thread (a blocking job, a signal) must reach
+        // a caller that is waiting in the driver.
+        self.interrupt_driver();
+    }
+
+    fn interrupt_driver(&self) {
+        if let Some(io) = &self.io {
+            io.unpark();
+        }
+    }
+}
+
+fn det(shared: &Shared) -> &Deterministic {
+    shared
+        .det
+        .as_ref()
+        .expect("only the deterministic flavour drives rounds")
+}
+
+/// Polls the driver without blocking, so ready I/O and due timers wake
+/// their tasks before a round is taken.
+fn poll_driver(shared: &Shared, timeout: Option<Duration>) {
+    if let Some(driver) = &shared.driver {
+        driver.lock().turn(timeout);
+    }
+}
+
+/// Counts the caller as polling (nothing is idle while a round runs) and,
+/// when the round ends, lets the census declare stops and quiescence.
+struct Polling<'a>(&'a Shared);
+
+impl<'a> Polling<'a> {
+    fn enter(shared: &'a Shared) -> Polling<'a> {
+        shared.idle.lock().block_on_active += 1;
+        Polling(shared)
+    }
+}
+
+impl Drop for Polling<'_> {
+    fn drop(&mut self) {
+        let wakes = {
+            let mut inner = self.0.idle.lock();
+            inner.block_on_active -= 1;
+            self.0.check_all_idle(&mut inner)
+        };
+        wakes.wake();
+    }
+}
+
+/// One round: each task runnable now is polled once, in seeded order.
+/// Returns how many were polled.
+pub(crate) fn step(shared: &Shared) -> usize {
+    poll_driver(shared, Some(Duration::ZERO));
+    let mut batch: Vec<Task> = Vec::new();
+    if shared.flags.phase() == STOPPED {
+        batch.extend(shared.take_requester_runnable());
+    } else {
+        while let Some(task) = shared.injector.pop() {
+            batch.push(task);
+        }
+    }
+    if batch.is_empty() {
+        // Nothing to poll, but the census may have news (a stop to
+        // declare, a quiescence waiter to wake).
+        drop(Polling::enter(shared));
+        return 0;
+    }
+    det(shared).rng.lock().shuffle(&mut batch);
+    let n = batch.len();
+    let _polling = Polling::enter(shared);
+    for task in batch {
+        let prev = context::set_current_task(Some(task.metadata().id));
+        task.run();
+        context::set_current_task(prev);
+    }
+    n
+}
+
+/// Rounds until a round polls nothing: every task is blocked or done.
+pub(crate) fn run_until_blocked(shared: &Shared) {
+    while step(shared) > 0 {}
+}
+
+/// Moves virtual time forward by `d`, firing timers in deadline order and
+/// running until blocked after each.
+pub(crate) fn advance(shared: &Shared, d: Duration) {
+    let io = shared
+        .io
+        .as_ref()
+        .expect("the deterministic runtime has a driver");
+    let clock = io.clock();
+    let target = clock.now() + d;
+    run_until_blocked(shared);
+    loop {
+        match io.next_timer_deadline() {
+            Some(next) if next <= target => {
+                clock.advance_to(next);
+                run_until_blocked(shared);
+            }
+            _ => break,
+        }
+    }
+    clock.advance_to(target);
+    run_until_blocked(shared);
+}
+
+/// Wakes the caller's own future: a flag (the runner looks at it between
+/// rounds) plus a driver interrupt for wakes from other threads.
+struct MainWaker {
+    woken: AtomicBool,
+    io: Option<safepoint_io::driver::Handle>,
+}
+
+impl Wake for MainWaker {
+    fn wake(self: StdArc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &StdArc<Self>) {
+        self.woken.store(true, StdOrdering::Release);
+        if let Some(io) = &self.io {
+            io.unpark();
+        }
+    }
+}
+
+pub(crate) fn block_on<F: Future>(
+    handle: &Handle,
+    future: F,
+    location: &'static Location<'static>,
+) -> F::Output {
+    let _block_on = context::enter_block_on("Runtime::block_on");
+    let _enter = context::enter(handle);
+    let shared = &*handle.shared;
+    let seed = det(shared).seed;
+    let id = shared.next_id();
+    shared.idle.lock().block_on_count += 1;
+    let _count = BlockOnCount(shared);
+    let main = StdArc::new(MainWaker {
+        woken: AtomicBool::new(true),
+        io: shared.io.clone(),
+    });
+    let waker = Waker::from(main.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if main.woken.swap(false, StdOrdering::AcqRel) {
+            if let Some(out) = poll_main(shared, id, &waker, &mut future, &mut cx, seed) {
+                return out;
+            }
+            continue;
+        }
+        if step(shared) > 0 || main.woken.load(StdOrdering::Acquire) {
+            continue;
+        }
+        // Every task is blocked. What can still happen?
+        let io = shared
+            .io
+            .as_ref()
+            .expect("the deterministic runtime has a driver");
+        let (threads, idle, queued) = shared.blocking.counts();
+        let blocking_busy = threads - idle + queued > 0;
+        if io.io_waiters() > 0 || blocking_busy {
+            // Real I/O or a blocking job is in flight: wait for the OS,
+            // never skip virtual time past it.
+            poll_driver(shared, None);
+            continue;
+        }
+        if shared.idle.lock().barrier.stopped_for_outside_thread() {
+            // Stopped by a thread outside the runtime: only its resume can
+            // change anything, and it will interrupt the driver.
+            poll_driver(shared, None);
+            continue;
+        }
+        if let Some(next) = io.next_timer_deadline() {
+            io.clock().advance_to(next);
+            poll_driver(shared, Some(Duration::ZERO));
+            continue;
+        }
+        panic!("{}", deadlock_report(shared, id, location, seed));
+    }
+}
+
+/// Polls the caller's future once, unless the world is stopped by someone
+/// else. A panic is re-raised with the seed in its message.
+fn poll_main<F: Future>(
+    shared: &Shared,
+    id: Id,
+    waker: &Waker,
+    future: &mut std::pin::Pin<&mut F>,
+    cx: &mut Context<'_>,
+    seed: u64,
+) -> Option<F::Output> {
+    {
+        let mut inner = shared.idle.lock();
+        if inner.barrier.is_stopped() && !inner.barrier.is_requester(Some(id)) {
+            inner.barrier.hold(waker.clone());
+            return None;
+        }
+    }
+    let polling = Polling::enter(shared);
+    let prev = context::set_current_task(Some(id));
+    let poll = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
+    context::set_current_task(prev);
+    drop(polling);
+    match poll {
+        Ok(Poll::Ready(out)) => Some(out),
+        Ok(Poll::Pending) => None,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned());
+            match msg {
+                Some(msg) => panic!(
+                    "{msg} (deterministic runtime, seed {seed}: replay with \
+                     Builder::new_deterministic({seed}))"
+                ),
+                None => resume_unwind(payload),
+            }
+        }
+    }
+}
+
+fn deadlock_report(
+    shared: &Shared,
+    main: Id,
+    location: &'static Location<'static>,
+    seed: u64,
+) -> String {
+    use std::fmt::Write;
+    let mut s = format!(
+        "deadlock: the future passed to block_on (task {main}, at {location}) can never \
+         finish: every task is blocked, no timer is pending, no I/O is registered and no \
+         blocking job is running (deterministic runtime, seed {seed})"
+    );
+    let tasks = shared.registry.infos();
+    if tasks.is_empty() {
+        s.push_str("; no other task is alive");
+    } else {
+        let _ = write!(s, "; {} blocked task(s):", tasks.len());
+        for t in tasks {
+            let _ = write!(s, "\n  {t}");
+        }
+    }
+    s
+}
+
+struct BlockOnCount<'a>(&'a Shared);
+
+impl Drop for BlockOnCount<'_> {
+    fn drop(&mut self) {
+        self.0.idle.lock().block_on_count -= 1;
+    }
+}
