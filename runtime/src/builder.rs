@@ -82,7 +82,7 @@ impl Builder {
     /// use std::time::Duration;
     /// let rt = safepoint::Builder::new_deterministic(42).build().unwrap();
     /// let start = std::time::Instant::now();
-    /// rt.block_on(safepoint::time::sleep(Duration::from_secs(3600)));
+    /// rt.block_on(async { safepoint::time::sleep(Duration::from_secs(3600)).await });
     /// assert!(start.elapsed() < Duration::from_secs(5)); // virtual time
     /// ```
     pub fn new_deterministic(seed: u64) -> Builder {

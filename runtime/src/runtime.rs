@@ -205,7 +205,7 @@ impl Runtime {
     /// ```
     /// use std::time::Duration;
     /// let rt = safepoint::Builder::new_deterministic(1).build().unwrap();
-    /// let h = rt.spawn(safepoint::time::sleep(Duration::from_secs(60)));
+    /// let h = rt.spawn(async { safepoint::time::sleep(Duration::from_secs(60)).await });
     /// rt.advance(Duration::from_secs(59));
     /// assert!(!h.is_finished());
     /// rt.advance(Duration::from_secs(1));

@@ -35,6 +35,7 @@ use crate::context;
 ///     }
 /// });
 /// ```
+#[inline]
 pub fn safepoint() -> Safepoint {
     Safepoint { parked_in: None }
 }
@@ -50,7 +51,8 @@ pub struct Safepoint {
 impl Future for Safepoint {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         // The fast path: no runtime in this process has a stop pending.
         // Acquire pairs with the SeqCst increment made under the census lock
         // when a request becomes active. A request that becomes active just
@@ -64,6 +66,17 @@ impl Future for Safepoint {
         }
         #[cfg(loom)]
         let _ = &STOPS_IN_PROCESS;
+        self.get_mut().poll_slow(cx)
+    }
+}
+
+impl Safepoint {
+    /// A stop is pending somewhere: find out whether it is this task's
+    /// runtime, and park if so. Out of line so the fast path above inlines
+    /// into the caller as a load and a branch.
+    #[cold]
+    #[inline(never)]
+    fn poll_slow(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let Some(handle) = context::try_current() else {
             return Poll::Ready(());
         };

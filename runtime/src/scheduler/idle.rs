@@ -115,6 +115,13 @@ impl Idle {
         true
     }
 
+    /// A parked worker found work of its own (tasks its driver turn woke):
+    /// it takes itself off the sleepers and counts as unparked again.
+    pub(crate) fn unpark_self(&self, inner: &mut Inner, index: usize) {
+        inner.sleepers.retain(|&i| i != index);
+        self.state.fetch_add(1, SeqCst);
+    }
+
     /// A searching worker found work. Returns true if it was the last
     /// searcher: it must then wake another worker, so that work it leaves
     /// behind in the queues is not stranded (tokio's rule).

@@ -36,9 +36,17 @@ pub(crate) struct WorkerLocal {
     local: Local<Task>,
     lifo: Cell<Option<Task>>,
     /// True only while a task is being polled here: only such wakes are
-    /// "woken by the running task" and may use the local queue. Wakes from
-    /// the driver or from a parking path go through the injector.
+    /// "woken by the running task" and may use the LIFO slot.
     polling: Cell<bool>,
+    /// True while this worker turns the driver: wakes of I/O and timers go
+    /// to this worker's queue, and it runs them itself after the turn
+    /// instead of waking another thread for each (tokio does the same).
+    in_driver: Cell<bool>,
+    /// Tasks that yielded. They run again after this worker has looked at
+    /// every other source of work (its queue, the injector, its victims),
+    /// so a task that yields in a loop cannot keep work spawned from
+    /// outside waiting, and cannot starve anything (tokio's `defer`).
+    deferred: std::cell::RefCell<Vec<Task>>,
 }
 
 impl WorkerLocal {
@@ -54,16 +62,22 @@ impl WorkerLocal {
     /// Schedules a task woken from inside a poll on this worker. Gives the
     /// task back if this is not such a wake.
     pub(crate) fn schedule_local(&self, task: Task, yielded: bool) -> Result<(), Task> {
+        if self.in_driver.get() {
+            // Counted after the turn (`claim_after_turn`), which also wakes
+            // help if there is more than one.
+            self.local.push(task);
+            return Ok(());
+        }
         if !self.polling.get() {
             return Err(task);
         }
         if yielded {
-            self.local.push(task);
-        } else {
-            match self.lifo.replace(Some(task)) {
-                None => return Ok(()),
-                Some(prev) => self.local.push(prev),
-            }
+            self.deferred.borrow_mut().push(task);
+            return Ok(());
+        }
+        match self.lifo.replace(Some(task)) {
+            None => return Ok(()),
+            Some(prev) => self.local.push(prev),
         }
         // Work beyond what this worker is about to run: let an idle worker
         // steal it.
@@ -89,6 +103,8 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<Task>) {
         local,
         lifo: Cell::new(None),
         polling: Cell::new(false),
+        in_driver: Cell::new(false),
+        deferred: std::cell::RefCell::new(Vec::new()),
     });
     let _worker = context::enter_worker(local.clone());
     let mut worker = Worker {
@@ -135,6 +151,9 @@ impl Worker {
                 self.run_task(task);
                 continue;
             }
+            if self.requeue_deferred() {
+                continue;
+            }
             self.park();
         }
     }
@@ -160,6 +179,19 @@ impl Worker {
             .local
             .pop()
             .or_else(|| self.shared().injector.pop_batch_into(&self.local.local))
+    }
+
+    /// Moves yielded tasks back to the queue, in the order they yielded.
+    /// Returns whether there were any.
+    fn requeue_deferred(&mut self) -> bool {
+        let mut deferred = self.local.deferred.borrow_mut();
+        if deferred.is_empty() {
+            return false;
+        }
+        for task in deferred.drain(..) {
+            self.local.local.push(task);
+        }
+        true
     }
 
     fn steal_work(&mut self) -> Option<Task> {
@@ -245,7 +277,13 @@ impl Worker {
             return;
         };
         if let Some(mut driver) = driver.try_lock() {
+            self.local.in_driver.set(true);
             driver.turn(Some(Duration::ZERO));
+            self.local.in_driver.set(false);
+            drop(driver);
+            if self.local.local.len() > 1 {
+                self.shared().notify_parked();
+            }
         }
     }
 
@@ -255,7 +293,7 @@ impl Worker {
             self.local.local.push(task);
             return;
         }
-        if !self.local.local.is_empty() {
+        if !self.local.local.is_empty() || self.requeue_deferred() {
             return;
         }
         let shared = self.local.shared.clone();
@@ -271,7 +309,15 @@ impl Worker {
         let remote = &shared.remotes[index];
         while remote.parked.load(Ordering::Acquire) && !shared.is_shutdown() {
             match shared.driver.as_ref().and_then(|d| d.try_lock()) {
-                Some(mut driver) => remote.parker.park(Some(&mut DriverTurn(&mut driver))),
+                Some(mut driver) => {
+                    self.local.in_driver.set(true);
+                    remote.parker.park(Some(&mut DriverTurn(&mut driver)));
+                    self.local.in_driver.set(false);
+                    drop(driver);
+                    if !self.local.local.is_empty() && self.claim_after_turn() {
+                        return;
+                    }
+                }
                 None => remote.parker.park(None),
             }
         }
@@ -279,11 +325,43 @@ impl Worker {
         self.is_searching = !shared.is_shutdown();
     }
 
+    /// The driver woke tasks into this parked worker's queue. Takes itself
+    /// off the sleepers to run them (returns true), unless the world stopped
+    /// meanwhile: then they are wakes from outside that raced the stop, and
+    /// they wait in the injector for the resume like any other.
+    fn claim_after_turn(&mut self) -> bool {
+        let shared = self.local.shared.clone();
+        let index = self.local.index;
+        let mut inner = shared.idle.lock();
+        if inner.barrier.is_stopped() {
+            drop(inner);
+            while let Some(task) = self.local.local.pop() {
+                shared.injector.push(task);
+            }
+            return false;
+        }
+        if !shared.remotes[index].parked.load(Ordering::Acquire) {
+            // Someone unparked us meanwhile and counted us as searching.
+            drop(inner);
+            self.is_searching = true;
+            return true;
+        }
+        shared.idle.unpark_self(&mut inner, index);
+        shared.remotes[index].parked.store(false, Ordering::Release);
+        drop(inner);
+        self.is_searching = false;
+        if self.local.local.len() > 1 {
+            shared.notify_parked();
+        }
+        true
+    }
+
     /// At shutdown: drops what is left in this worker's queues, on this
     /// thread, inside the runtime context, so destructors that touch the
     /// runtime (deregistering I/O, say) work.
     fn drain(&mut self) {
         drop(self.local.lifo.take());
+        self.local.deferred.borrow_mut().clear();
         while let Some(task) = self.local.local.pop() {
             drop(task);
         }
