@@ -240,3 +240,25 @@ fn remote_wake_racing_park_is_not_lost() {
         assert!(done.load(SeqCst));
     });
 }
+
+/// A requester task that holds the world and waits on an event set by
+/// another thread: the wake must reach it (through the requester slot)
+/// even when it races the worker going back to park, or the world stays
+/// stopped forever.
+#[test]
+fn requester_woken_from_another_thread_while_holding_the_world() {
+    loom::model(|| {
+        let rt = runtime(1);
+        let event = Event::default();
+        let e = event.clone();
+        let handle = rt.handle().clone();
+        let requester = rt.spawn(async move {
+            let world = handle.stop_the_world().await;
+            e.wait().await;
+            drop(world);
+        });
+        let t = loom::thread::spawn(move || event.set());
+        rt.block_on(requester).unwrap();
+        t.join().unwrap();
+    });
+}
