@@ -291,3 +291,59 @@ fn idle_turn_is_cheap() {
     assert!(turns < 10, "{turns} turns in an idle second");
     drop((listener, client, server, far));
 }
+
+#[test]
+fn registering_a_timer_does_not_make_the_next_turn_spurious() {
+    let mut driver = Driver::new(Config::default()).unwrap();
+    let handle = driver.handle();
+    let _g = handle.enter();
+    let (count, waker) = counting_waker();
+    let mut s = sleep(Duration::from_millis(30));
+    assert!(Pin::new(&mut s)
+        .poll(&mut Context::from_waker(&waker))
+        .is_pending());
+    let start = std::time::Instant::now();
+    let woken = driver.turn(None);
+    // One turn: it slept until the timer, not returned at once for nothing.
+    assert_eq!(woken, 1);
+    assert_eq!(count.0.load(Ordering::SeqCst), 1);
+    assert!(
+        start.elapsed() >= Duration::from_millis(25),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn timer_registered_from_another_thread_shortens_a_blocked_turn() {
+    let mut driver = Driver::new(Config::default()).unwrap();
+    let handle = driver.handle();
+    let h = handle.clone();
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        let start = std::time::Instant::now();
+        common::block_on_remote(&h, async { sleep(Duration::from_millis(30)).await });
+        let took = start.elapsed();
+        d.store(true, Ordering::SeqCst);
+        h.unpark(); // let the turning loop see that we are done
+        took
+    });
+    // Blocks with no timer at all until the other thread registers one. (A
+    // 1 s cap rather than `None`, so a panicking helper cannot hang the test:
+    // without the wake-up on registration the sleep would take about 1 s.)
+    let start = std::time::Instant::now();
+    while !done.load(Ordering::SeqCst) && !t.is_finished() {
+        driver.turn(Some(Duration::from_secs(1)));
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the new timer did not wake the turn"
+        );
+    }
+    let took = t.join().unwrap();
+    assert!(
+        took >= Duration::from_millis(30) && took < Duration::from_millis(500),
+        "{took:?}"
+    );
+}

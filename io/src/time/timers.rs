@@ -6,7 +6,9 @@
 //! when the driver was built): deadlines round *up* and "now" rounds *down*, so a
 //! timer never fires before its deadline.
 //!
-//! `parked_until` is the tick a blocked turn will wake at on its own. A timer
+//! `parked_until` is the tick a blocked turn will wake at on its own (`u64::MAX`
+//! when it blocks with no timer pending, `NOT_PARKED` when no turn is blocked on
+//! a real clock; a virtual-clock turn never sleeps for timers). A timer
 //! registered from another thread with an earlier tick must interrupt that turn,
 //! or it would fire late; registration compares under the same lock the turn
 //! used to compute its timeout, so the check cannot race.
@@ -21,6 +23,10 @@ use super::wheel::Wheel;
 
 /// Wakers fired per lock hold; bounds the time other threads wait on the lock.
 const BATCH: usize = 64;
+
+/// `parked_until` when no turn is blocked: no tick is below it, so registering
+/// never needs to interrupt anything.
+const NOT_PARKED: u64 = 0;
 
 pub(crate) struct Timers {
     wheel: Mutex<Wheel>,
@@ -42,7 +48,7 @@ impl Timers {
         Timers {
             wheel: Mutex::new(Wheel::new()),
             base,
-            parked_until: AtomicU64::new(u64::MAX),
+            parked_until: AtomicU64::new(NOT_PARKED),
         }
     }
 
@@ -108,7 +114,7 @@ impl Timers {
 
     /// The turn is no longer blocked.
     pub(crate) fn unparked(&self) {
-        self.parked_until.store(u64::MAX, Ordering::Relaxed);
+        self.parked_until.store(NOT_PARKED, Ordering::Relaxed);
     }
 
     /// Fires every timer due at `now`, waking in batches outside the lock.
