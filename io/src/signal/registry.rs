@@ -75,26 +75,41 @@ impl SignalTable {
         seen: &mut u64,
         id: u64,
     ) -> Poll<()> {
+        // Wakers this replaces are dropped after the lock is released: dropping
+        // a waker can drop a task, and with it a `Signal` that locks again.
+        let _old_waker;
         let mut state = self.state.lock();
         let slot = state.slots.entry(signum).or_default();
+        let pos = slot.waiters.iter().position(|(i, _)| *i == id);
         if slot.generation != *seen {
             *seen = slot.generation;
-            slot.waiters.retain(|(i, _)| *i != id);
+            _old_waker = pos.map(|p| slot.waiters.swap_remove(p));
+            drop(state);
             return Poll::Ready(());
         }
-        match slot.waiters.iter_mut().find(|(i, _)| *i == id) {
-            Some((_, w)) if w.will_wake(cx.waker()) => {}
-            Some((_, w)) => w.clone_from(cx.waker()),
+        match pos {
+            Some(p) if slot.waiters[p].1.will_wake(cx.waker()) => {}
+            Some(p) => {
+                _old_waker = Some(std::mem::replace(
+                    &mut slot.waiters[p],
+                    (id, cx.waker().clone()),
+                ));
+            }
             None => slot.waiters.push((id, cx.waker().clone())),
         }
+        drop(state);
         Poll::Pending
     }
 
     /// Forgets listener `id` (it was dropped).
     pub(crate) fn remove(&self, signum: c_int, id: u64) {
-        if let Some(slot) = self.state.lock().slots.get_mut(&signum) {
-            slot.waiters.retain(|(i, _)| *i != id);
-        }
+        let mut state = self.state.lock();
+        let removed = state.slots.get_mut(&signum).and_then(|slot| {
+            let pos = slot.waiters.iter().position(|(i, _)| *i == id)?;
+            Some(slot.waiters.swap_remove(pos))
+        });
+        drop(state);
+        drop(removed);
     }
 
     /// Called by the turn when the self-pipe is readable.

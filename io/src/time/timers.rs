@@ -85,7 +85,9 @@ impl Timers {
 
     /// Whether timer `key` fired; if not, updates its waker.
     pub(crate) fn poll(&self, key: usize, waker: &Waker) -> bool {
-        self.wheel.lock().poll(key, waker)
+        let (fired, _old_waker) = self.wheel.lock().poll(key, waker);
+        // `_old_waker` drops here, after the guard (statement end) released the lock.
+        fired
     }
 
     /// Cancels (or forgets a fired) timer.

@@ -116,16 +116,17 @@ impl Wheel {
     }
 
     /// Whether the timer fired; if not, makes `waker` the one it will wake.
-    pub(crate) fn poll(&mut self, key: usize, waker: &Waker) -> bool {
+    /// A replaced waker is returned so the caller drops it outside the lock
+    /// (dropping a waker can drop a task, whose `Sleep` would lock again).
+    pub(crate) fn poll(&mut self, key: usize, waker: &Waker) -> (bool, Option<Waker>) {
         let e = &mut self.entries[key];
         if e.level == FIRED {
-            return true;
+            return (true, None);
         }
         match &mut e.waker {
-            Some(w) if w.will_wake(waker) => {}
-            slot => *slot = Some(waker.clone()),
+            Some(w) if w.will_wake(waker) => (false, None),
+            slot => (false, slot.replace(waker.clone())),
         }
-        false
     }
 
     fn link(&mut self, key: u32) {
@@ -325,7 +326,7 @@ mod tests {
             assert!(w.process(t, &mut out, usize::MAX));
             assert_eq!(out.len(), 1, "did not fire at {t}");
             out.clear();
-            assert!(w.poll(keys[i], &noop()));
+            assert!(w.poll(keys[i], &noop()).0);
         }
         assert_eq!(w.waiting(), 0);
         assert_eq!(w.next_deadline(), None);
