@@ -40,7 +40,22 @@ pub(crate) struct Inner {
     pub(crate) block_on_active: usize,
     /// `block_on` calls in progress (their futures are tasks for reports).
     pub(crate) block_on_count: usize,
+    /// Workers that have left for good (shutdown).
+    exited: usize,
     pub(crate) barrier: Barrier,
+}
+
+impl Idle {
+    /// The census invariant: every worker is counted unparked, listed as a
+    /// sleeper, or gone, exactly once. Checked (in debug builds) after every
+    /// change under the lock; a double count here is a lost wake later.
+    fn check(&self, inner: &Inner) {
+        debug_assert_eq!(
+            unparked(self.state.load(SeqCst)) + inner.sleepers.len() + inner.exited,
+            self.num_workers,
+            "census out of balance: unparked + sleepers + exited != workers"
+        );
+    }
 }
 
 /// What a worker that tried to park should do.
@@ -72,6 +87,7 @@ impl Idle {
                 sleepers: Vec::with_capacity(num_workers),
                 block_on_active: 0,
                 block_on_count: 0,
+                exited: 0,
                 barrier: Barrier::new(),
             }),
         }
@@ -100,6 +116,7 @@ impl Idle {
         let index = inner.sleepers.pop()?;
         // SeqCst: ordered with the lock-free reads in `notify_should_wakeup`.
         self.state.fetch_add(1 | SEARCHING_ONE, SeqCst);
+        self.check(inner);
         Some(index)
     }
 
@@ -117,9 +134,18 @@ impl Idle {
 
     /// A parked worker found work of its own (tasks its driver turn woke):
     /// it takes itself off the sleepers and counts as unparked again.
-    pub(crate) fn unpark_self(&self, inner: &mut Inner, index: usize) {
-        inner.sleepers.retain(|&i| i != index);
+    /// Returns false if it was no longer listed: a waker popped it, and
+    /// already counted it unparked (and searching). The list, not the
+    /// worker's `parked` flag, decides: the flag is only a hint outside the
+    /// lock.
+    pub(crate) fn remove_sleeper(&self, inner: &mut Inner, index: usize) -> bool {
+        let Some(pos) = inner.sleepers.iter().position(|&i| i == index) else {
+            return false;
+        };
+        inner.sleepers.swap_remove(pos);
         self.state.fetch_add(1, SeqCst);
+        self.check(inner);
+        true
     }
 
     /// A searching worker found work. Returns true if it was the last
@@ -145,9 +171,15 @@ impl Idle {
         let prev = self.state.fetch_sub(dec, SeqCst);
         if has_work(inner) {
             self.state.fetch_add(1 | SEARCHING_ONE, SeqCst);
+            self.check(inner);
             return Parked::Work;
         }
+        debug_assert!(
+            !inner.sleepers.contains(&index),
+            "worker {index} parked twice"
+        );
         inner.sleepers.push(index);
+        self.check(inner);
         Parked::Parked {
             all_idle: unparked(prev) == 1 && inner.block_on_active == 0,
         }
@@ -156,9 +188,24 @@ impl Idle {
     /// A worker leaves for good (shutdown). It stops counting as unparked,
     /// so a stop or quiescence wait that is pending can still complete.
     /// Returns whether everything is now idle. Lock held.
-    pub(crate) fn transition_to_exited(&self, inner: &Inner, is_searching: bool) -> bool {
+    pub(crate) fn transition_to_exited(
+        &self,
+        inner: &mut Inner,
+        index: usize,
+        is_searching: bool,
+    ) -> bool {
+        inner.exited += 1;
+        // A worker that parked after shutdown's wake-up round leaves its
+        // park loop on the shutdown flag while still listed as a sleeper:
+        // then it is counted there, not among the unparked.
+        if let Some(pos) = inner.sleepers.iter().position(|&i| i == index) {
+            inner.sleepers.swap_remove(pos);
+            self.check(inner);
+            return false;
+        }
         let dec = 1 + if is_searching { SEARCHING_ONE } else { 0 };
         let prev = self.state.fetch_sub(dec, SeqCst);
+        self.check(inner);
         unparked(prev) == 1 && inner.block_on_active == 0
     }
 

@@ -159,7 +159,7 @@ impl Shared {
         }
         if inner.barrier.is_requester(Some(task.metadata().id)) {
             inner.barrier.set_requester_runnable(task);
-            let sleeper = self.idle.pop_sleeper(&mut inner);
+            let sleeper = self.pop_sleeper(&mut inner);
             drop(inner);
             // With no sleeper, a worker is awake (running the requester's
             // previous poll) and checks the slot before it parks.
@@ -182,7 +182,7 @@ impl Shared {
         if inner.barrier.is_stopped() {
             return;
         }
-        let sleeper = self.idle.pop_sleeper(&mut inner);
+        let sleeper = self.pop_sleeper(&mut inner);
         drop(inner);
         if let Some(index) = sleeper {
             self.unpark_worker(index);
@@ -197,7 +197,7 @@ impl Shared {
             if inner.barrier.is_stopped() {
                 return;
             }
-            let Some(index) = self.idle.pop_sleeper(&mut inner) else {
+            let Some(index) = self.pop_sleeper(&mut inner) else {
                 return;
             };
             drop(inner);
@@ -205,9 +205,18 @@ impl Shared {
         }
     }
 
+    /// Takes a sleeper off the list (census lock held) and clears its
+    /// `parked` flag under the same lock, so the flag never disagrees with
+    /// the list for anyone holding the lock. The caller unparks it after
+    /// releasing the lock.
+    fn pop_sleeper(&self, inner: &mut Inner) -> Option<usize> {
+        let index = self.idle.pop_sleeper(inner)?;
+        self.remotes[index].parked.store(false, Ordering::Release);
+        Some(index)
+    }
+
     pub(crate) fn unpark_worker(&self, index: usize) {
         let remote = &self.remotes[index];
-        remote.parked.store(false, Ordering::Release);
         remote.parker.unpark(|| {
             if let Some(io) = &self.io {
                 io.unpark();
@@ -281,7 +290,7 @@ impl Shared {
         let sleepers: Vec<usize> = {
             let mut inner = self.idle.lock();
             let mut v = Vec::new();
-            while let Some(i) = self.idle.pop_sleeper(&mut inner) {
+            while let Some(i) = self.pop_sleeper(&mut inner) {
                 v.push(i);
             }
             v

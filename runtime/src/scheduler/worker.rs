@@ -119,7 +119,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<Task>) {
         let mut inner = shared.idle.lock();
         if shared
             .idle
-            .transition_to_exited(&inner, worker.is_searching)
+            .transition_to_exited(&mut inner, index, worker.is_searching)
         {
             inner.barrier.on_all_idle(&shared.flags, Instant::now())
         } else {
@@ -340,13 +340,12 @@ impl Worker {
             }
             return false;
         }
-        if !shared.remotes[index].parked.load(Ordering::Acquire) {
+        if !shared.idle.remove_sleeper(&mut inner, index) {
             // Someone unparked us meanwhile and counted us as searching.
             drop(inner);
             self.is_searching = true;
             return true;
         }
-        shared.idle.unpark_self(&mut inner, index);
         shared.remotes[index].parked.store(false, Ordering::Release);
         drop(inner);
         self.is_searching = false;
