@@ -13,7 +13,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex as StdMutex;
-use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+use std::task::{Context, Poll, Waker};
 
 use super::id::{Id, TaskMeta};
 use crate::sync::Mutex;
@@ -99,8 +99,10 @@ impl<T: Send + 'static> JoinHandle<T> {
             // last time so the future is dropped on a worker. Poll it once
             // here so the abort takes effect now, not when someone awaits.
             let mut cancelling: Cancelling<T> = Box::pin(task.cancel());
-            let waker = noop_waker();
-            match cancelling.as_mut().poll(&mut Context::from_waker(&waker)) {
+            match cancelling
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+            {
                 Poll::Ready(out) => *state = State::Aborting(Box::pin(std::future::ready(out))),
                 Poll::Pending => *state = State::Aborting(cancelling),
             }
@@ -332,13 +334,4 @@ impl From<JoinError> for std::io::Error {
     fn from(e: JoinError) -> Self {
         std::io::Error::other(e)
     }
-}
-
-/// A waker that does nothing, for polling a future once to start it.
-pub(crate) fn noop_waker() -> Waker {
-    const VTABLE: RawWakerVTable = RawWakerVTable::new(|_| RAW, |_| {}, |_| {}, |_| {});
-    const RAW: RawWaker = RawWaker::new(std::ptr::null(), &VTABLE);
-    // SAFETY: every vtable function ignores the (null) data pointer, so the
-    // contract of RawWaker (functions valid for that pointer) holds trivially.
-    unsafe { Waker::from_raw(RAW) }
 }
