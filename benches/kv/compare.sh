@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# safepoint-kv against redis-server, in one run:
+#
+#  1. throughput: `redis-benchmark -t set,get -n N -P 16 -q` and `-P 1` against
+#     our server (periodic checkpoints off) and against redis-server (saving
+#     off), with the ratio ours/redis per command;
+#  2. checkpoint pause: both servers filled with the same K keys (1 M, then
+#     5 M: SET key:<012 i> <VALUE_SIZE bytes>, loaded with `redis-cli --pipe`);
+#     ours takes SAVES checkpoints (SAVE) idle and then SAVES_LOADED while a
+#     redis-benchmark SET load runs over the same key space; the pause of each
+#     (stop request to resume, from the server's log) against Redis's
+#     `latest_fork_usec` after each of FORKS BGSAVEs.
+#
+# Usage (from anywhere; it runs in the repo root):
+#   benches/kv/compare.sh                      # everything, ~8 minutes on 2 cores
+#   N=200000 N1=100000 benches/kv/compare.sh   # quicker throughput part
+#   PARTS=throughput benches/kv/compare.sh     # or PARTS=pause
+# Environment:
+#   N          requests per redis-benchmark test at -P 16 (default 1000000)
+#   N1         requests per test at -P 1 (default N)
+#   CLIENTS    redis-benchmark -c (default 50, redis-benchmark's default)
+#   WORKERS    our server's --workers (default: the number of CPUs, as the server)
+#   KEYS       key counts for the pause part (default "1000000 5000000")
+#   VALUE_SIZE value bytes in the pause part (default 64)
+#   SAVES      idle checkpoints per key count (default 20)
+#   SAVES_LOADED checkpoints under load per key count (default 10; each waits
+#              for its write, ~10 s at 5 M keys under load)
+#   FORKS      Redis BGSAVEs per key count (default 5)
+#   PARTS      "throughput pause" (default) or either one
+#   CARGO_TARGET_DIR as usual (default: target)
+# Needs redis-server, redis-benchmark and redis-cli on PATH (Debian/Ubuntu:
+# apt-get install redis-server redis-tools); installs nothing itself.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+
+N="${N:-1000000}"
+N1="${N1:-$N}"
+CLIENTS="${CLIENTS:-50}"
+KEYS="${KEYS:-1000000 5000000}"
+VALUE_SIZE="${VALUE_SIZE:-64}"
+SAVES="${SAVES:-20}"
+SAVES_LOADED="${SAVES_LOADED:-10}"
+FORKS="${FORKS:-5}"
+PARTS="${PARTS:-throughput pause}"
+WORKERS="${WORKERS:-}"
+
+missing=()
+for tool in redis-server redis-benchmark redis-cli; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+    echo "error: ${missing[*]} not found on PATH." >&2
+    echo "Install Redis first, e.g. 'apt-get install -y redis-server redis-tools'" >&2
+    echo "(and stop the system service it may start: 'service redis-server stop')." >&2
+    exit 1
+fi
+
+target="${CARGO_TARGET_DIR:-target}"
+case "$target" in /*) ;; *) target="$root/$target" ;; esac
+echo "building safepoint-kv (release)..." >&2
+cargo build --release -p safepoint-examples --bin safepoint-kv >&2
+bin="$target/release/safepoint-kv"
+
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/kv-compare.XXXXXX")"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# A TCP port on 127.0.0.1 that nothing is listening on.
+free_port() {
+    local p
+    for _ in $(seq 200); do
+        p=$((20000 + RANDOM % 30000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return
+        fi
+    done
+    echo "error: no free port found" >&2
+    exit 1
+}
+
+wait_ping() { # port
+    for _ in $(seq 300); do
+        if [[ "$(redis-cli -p "$1" PING 2>/dev/null)" == PONG ]]; then return; fi
+        sleep 0.1
+    done
+    echo "error: nothing answers PING on port $1" >&2
+    exit 1
+}
+
+# Starts our server; sets OURS_PORT, OURS_PID, OURS_LOG.
+start_ours() { # name extra-args...
+    local name="$1"
+    shift
+    local dir="$tmp/$name"
+    mkdir -p "$dir"
+    OURS_LOG="$tmp/$name.log"
+    OURS_PORT="$(free_port)"
+    local workers=()
+    [[ -n "$WORKERS" ]] && workers=(--workers "$WORKERS")
+    "$bin" --port "$OURS_PORT" --dir "$dir" "${workers[@]}" "$@" >"$OURS_LOG" 2>&1 &
+    OURS_PID=$!
+    pids+=("$OURS_PID")
+    wait_ping "$OURS_PORT"
+}
+
+# Starts redis-server with saving off; sets REDIS_PORT, REDIS_PID.
+start_redis() { # name
+    local dir="$tmp/$1"
+    mkdir -p "$dir"
+    REDIS_PORT="$(free_port)"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$dir" --daemonize no --logfile "$tmp/$1.log" &
+    REDIS_PID=$!
+    pids+=("$REDIS_PID")
+    wait_ping "$REDIS_PORT"
+}
+
+stop() { # pid
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+# Runs redis-benchmark -q and prints "SET <ops/s>" / "GET <ops/s>" lines.
+bench() { # port pipeline n
+    redis-benchmark -p "$1" -t set,get -n "$3" -P "$2" -c "$CLIENTS" -q 2>&1 |
+        tr '\r' '\n' |
+        sed -nE 's/^(SET|GET): ([0-9.]+) requests per second.*/\1 \2/p'
+}
+
+lookup() { # file cmd
+    awk -v c="$2" '$1 == c { print $2 }' "$1" | tail -1
+}
+
+# ---------------------------------------------------------------- throughput
+if [[ " $PARTS " == *" throughput "* ]]; then
+    echo "=== throughput: redis-benchmark -t set,get -c $CLIENTS -q; -P 16 -n $N, -P 1 -n $N1 ===" >&2
+    start_ours tp --checkpoint-every 0
+    start_redis tp-redis
+    for p in 16 1; do
+        n="$N"
+        [[ "$p" == 1 ]] && n="$N1"
+        echo "ours  -P $p -n $n" >&2
+        bench "$OURS_PORT" "$p" "$n" >"$tmp/ours.P$p"
+        echo "redis -P $p -n $n" >&2
+        bench "$REDIS_PORT" "$p" "$n" >"$tmp/redis.P$p"
+    done
+    stop "$OURS_PID"
+    stop "$REDIS_PID"
+    echo
+    echo "throughput (requests/s; $(nproc) CPUs; ours: safepoint-kv${WORKERS:+ --workers $WORKERS}, redis: $(redis-server --version | awk '{print $3}'))"
+    printf '%-12s %14s %14s %8s\n' test ours redis ours/redis
+    for p in 16 1; do
+        for cmd in SET GET; do
+            o="$(lookup "$tmp/ours.P$p" "$cmd")"
+            r="$(lookup "$tmp/redis.P$p" "$cmd")"
+            ratio="$(awk -v o="${o:-0}" -v r="${r:-0}" 'BEGIN { if (r > 0) printf "%.2f", o / r; else print "n/a" }')"
+            printf '%-12s %14s %14s %8s\n' "$cmd -P $p" "${o:-fail}" "${r:-fail}" "$ratio"
+        done
+    done
+    echo
+fi
+
+# --------------------------------------------------------------------- pause
+# RESP for SET key:<i, 12 digits> <value> for i in [from, to): the key names
+# redis-benchmark -r uses, so the loaded-pause load overwrites existing keys.
+gen_sets() { # from to
+    awk -v from="$1" -v to="$2" -v size="$VALUE_SIZE" 'BEGIN {
+        v = ""; while (length(v) < size) v = v "x"; v = substr(v, 1, size)
+        for (i = from; i < to; i++) {
+            k = sprintf("key:%012d", i)
+            printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(k), k, size, v
+        }
+    }'
+}
+
+fill() { # port from to
+    gen_sets "$2" "$3" | redis-cli -p "$1" --pipe >/dev/null
+}
+
+info_field() { # port section field
+    redis-cli -p "$1" INFO "$2" | tr -d '\r' | awk -F: -v f="$3" '$1 == f { print $2 }'
+}
+
+# p50/p99/max (nearest rank) of the numbers on stdin: "p50 p99 max count".
+quantiles() {
+    sort -n | awk '{ a[NR] = $1 } END {
+        if (NR == 0) { print "- - - 0"; exit }
+        i50 = int(0.50 * NR + 0.999999); i99 = int(0.99 * NR + 0.999999)
+        print a[i50], a[i99], a[NR], NR }'
+}
+
+# Pauses (µs) from our log's checkpoint lines numbered in [first, last].
+pauses_from_log() { # log first last
+    sed -nE 's/^checkpoint ([0-9]+): .*; time to stop ([0-9]+) µs, stopped ([0-9]+) µs \(capture\), pause ([0-9]+) µs.*/\1 \4/p' "$1" |
+        awk -v a="$2" -v b="$3" '$1 >= a && $1 <= b { print $2 }'
+}
+stops_from_log() { # log first last
+    sed -nE 's/^checkpoint ([0-9]+): .*; time to stop ([0-9]+) µs.*/\1 \2/p' "$1" |
+        awk -v a="$2" -v b="$3" '$1 >= a && $1 <= b { print $2 }'
+}
+
+if [[ " $PARTS " == *" pause "* ]]; then
+    echo "=== checkpoint pause: keys $KEYS, values $VALUE_SIZE bytes ===" >&2
+    start_ours pause --checkpoint-every 0
+    start_redis pause-redis
+    have=0
+    taken=0
+    results=()
+    for k in $KEYS; do
+        echo "filling both to $k keys..." >&2
+        fill "$OURS_PORT" "$have" "$k"
+        fill "$REDIS_PORT" "$have" "$k"
+        have="$k"
+        ours_keys="$(redis-cli -p "$OURS_PORT" DBSIZE)"
+        redis_keys="$(redis-cli -p "$REDIS_PORT" DBSIZE)"
+        rss_kb="$(awk '/^VmRSS/ { print $2 }' "/proc/$OURS_PID/status")"
+        redis_mem="$(info_field "$REDIS_PORT" memory used_memory_rss_human)"
+
+        echo "ours: $SAVES SAVEs idle at $ours_keys keys..." >&2
+        first=$((taken + 1))
+        for _ in $(seq "$SAVES"); do
+            redis-cli -p "$OURS_PORT" SAVE >/dev/null
+        done
+        taken=$((taken + SAVES))
+        idle="$(pauses_from_log "$OURS_LOG" "$first" "$taken" | quantiles)"
+        idle_stop="$(stops_from_log "$OURS_LOG" "$first" "$taken" | quantiles)"
+
+        echo "ours: $SAVES_LOADED SAVEs under a SET -P 16 load over the key space..." >&2
+        redis-benchmark -p "$OURS_PORT" -t set -r "$k" -d "$VALUE_SIZE" -n 1000000000 \
+            -P 16 -c "$CLIENTS" -q -l >/dev/null 2>&1 &
+        load=$!
+        pids+=("$load")
+        sleep 1
+        first=$((taken + 1))
+        for _ in $(seq "$SAVES_LOADED"); do
+            redis-cli -p "$OURS_PORT" SAVE >/dev/null
+        done
+        taken=$((taken + SAVES_LOADED))
+        stop "$load"
+        loaded="$(pauses_from_log "$OURS_LOG" "$first" "$taken" | quantiles)"
+        loaded_stop="$(stops_from_log "$OURS_LOG" "$first" "$taken" | quantiles)"
+
+        echo "redis: $FORKS BGSAVEs at $redis_keys keys..." >&2
+        forks=()
+        for _ in $(seq "$FORKS"); do
+            redis-cli -p "$REDIS_PORT" BGSAVE >/dev/null
+            while [[ "$(info_field "$REDIS_PORT" persistence rdb_bgsave_in_progress)" != 0 ]]; do
+                sleep 0.1
+            done
+            forks+=("$(info_field "$REDIS_PORT" stats latest_fork_usec)")
+        done
+        fork="$(printf '%s\n' "${forks[@]}" | quantiles)"
+        results+=("$k|$ours_keys|$((rss_kb / 1024))M|$redis_keys|$redis_mem|$idle|$idle_stop|$loaded|$loaded_stop|$fork")
+    done
+    stop "$OURS_PID"
+    stop "$REDIS_PID"
+
+    echo
+    echo "checkpoint pause, µs (ours: stop request to resume, from the log; redis: latest_fork_usec per BGSAVE)"
+    printf '%-9s %-22s %-24s %-22s %-24s %-22s %s\n' keys "ours idle p50/p99/max" "  time to stop p50/p99" \
+        "ours loaded p50/p99/max" "  time to stop p50/p99" "redis fork p50/max" "memory ours/redis"
+    for row in "${results[@]}"; do
+        IFS='|' read -r k ok orss rk rmem idle idle_stop loaded loaded_stop fork <<<"$row"
+        read -r i50 i99 imax icount <<<"$idle"
+        read -r is50 is99 _ _ <<<"$idle_stop"
+        read -r l50 l99 lmax lcount <<<"$loaded"
+        read -r ls50 ls99 _ _ <<<"$loaded_stop"
+        read -r f50 _ fmax fcount <<<"$fork"
+        printf '%-9s %-22s %-24s %-22s %-24s %-22s %s\n' "$k" "$i50/$i99/$imax (n=$icount)" "  $is50/$is99" \
+            "$l50/$l99/$lmax (n=$lcount)" "  $ls50/$ls99" "$f50/$fmax (n=$fcount)" "RSS $orss / $rmem"
+        [[ "$ok" == "$k" && "$rk" == "$k" ]] || echo "  warning: DBSIZE ours $ok, redis $rk, expected $k"
+    done
+fi
