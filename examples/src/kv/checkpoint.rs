@@ -126,8 +126,18 @@ impl Controller {
         let dir = self.dir.clone();
         let saved_at_ms = now_ms();
         let write_started = Instant::now();
-        let written =
-            safepoint::spawn_blocking(move || snapshot::write(&dir, &shards, saved_at_ms)).await;
+        let written = safepoint::spawn_blocking(move || {
+            // The write takes a core for a second or more at millions of
+            // keys; at a low priority it mostly yields to the workers instead of
+            // preempting them, which on a small machine is what stretches
+            // the next stop.
+            let _background = BackgroundPriority::enter();
+            let written = snapshot::write(&dir, &shards, saved_at_ms);
+            // Freeing the old version is part of the background work too.
+            drop(shards);
+            written
+        })
+        .await;
         let write = write_started.elapsed();
         let n = self.taken.fetch_add(1, Ordering::Relaxed) + 1;
         match written {
@@ -159,5 +169,48 @@ impl Controller {
         eprintln!("checkpoint {n} failed: {message}");
         self.stats.record_failure(message.clone());
         Err(message)
+    }
+}
+
+/// Lowers the calling thread's scheduling priority (nice 10) until dropped.
+/// Linux applies `setpriority(PRIO_PROCESS, tid)` to one thread; elsewhere
+/// this does nothing.
+struct BackgroundPriority {
+    #[cfg(target_os = "linux")]
+    previous: Option<libc::c_int>,
+}
+
+impl BackgroundPriority {
+    fn enter() -> BackgroundPriority {
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: gettid/getpriority/setpriority take plain integers and
+            // touch no memory of ours; errors are reported through errno and
+            // the return value, which we check.
+            let previous = unsafe {
+                let tid = libc::gettid() as libc::id_t;
+                *libc::__errno_location() = 0;
+                let old = libc::getpriority(libc::PRIO_PROCESS, tid);
+                let ok_old = old != -1 || *libc::__errno_location() == 0;
+                (ok_old && libc::setpriority(libc::PRIO_PROCESS, tid, 10) == 0).then_some(old)
+            };
+            BackgroundPriority { previous }
+        }
+        #[cfg(not(target_os = "linux"))]
+        BackgroundPriority {}
+    }
+}
+
+impl Drop for BackgroundPriority {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        if let Some(old) = self.previous {
+            // SAFETY: as in `enter`. Raising priority back may be refused
+            // without CAP_SYS_NICE; the pool thread then stays niced, which
+            // only affects later blocking jobs' priority, not correctness.
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, old);
+            }
+        }
     }
 }
