@@ -146,6 +146,17 @@ impl Drop for BlockOnGuard {
     }
 }
 
+/// Panics if this thread is inside `block_on`: a blocking wait for the world
+/// to stop (or go idle) there waits for the very future it blocks.
+pub(crate) fn assert_not_in_block_on(what: &str, instead: &str) {
+    if CONTEXT.try_with(|cx| cx.in_block_on.get()).unwrap_or(false) {
+        panic!(
+            "{what} called inside `block_on`: it would wait for the future it is blocking, \
+             forever; {instead}"
+        );
+    }
+}
+
 /// Panics with a message naming the async alternative if this thread is a
 /// runtime worker: a blocking call there would hold a worker hostage.
 pub(crate) fn assert_may_block(what: &str, instead: &str) {

@@ -289,8 +289,9 @@ impl Runtime {
 /// Wakes every live task and drops the runnables: async-task drops a
 /// future whose runnable is dropped. Repeats while destructors wake more.
 fn drop_all_tasks(shared: &Shared) {
-    drop(shared.take_requester_runnable());
     loop {
+        // A requester woken from the registry below lands in the slot again.
+        drop(shared.take_requester_runnable());
         while let Some(task) = shared.injector.pop() {
             drop(task);
         }
@@ -303,6 +304,10 @@ fn drop_all_tasks(shared: &Shared) {
             w.wake();
         }
         let mut dropped_any = false;
+        if let Some(task) = shared.take_requester_runnable() {
+            drop(task);
+            dropped_any = true;
+        }
         while let Some(task) = shared.injector.pop() {
             drop(task);
             dropped_any = true;

@@ -104,6 +104,12 @@ impl<'a> Polling<'a> {
         shared.idle.lock().block_on_active += 1;
         Polling(shared)
     }
+
+    /// For a caller that already counted itself, under the same lock as a
+    /// check it made (so no stop can be declared in between).
+    fn counted(shared: &'a Shared) -> Polling<'a> {
+        Polling(shared)
+    }
 }
 
 impl Drop for Polling<'_> {
@@ -121,6 +127,10 @@ impl Drop for Polling<'_> {
 /// Returns how many were polled.
 pub(crate) fn step(shared: &Shared) -> usize {
     poll_driver(shared, Some(Duration::ZERO));
+    // Count the round as polling *before* looking at the phase and taking
+    // the batch: a stop requested from another thread cannot then be
+    // declared between our look and our polls.
+    let polling = Polling::enter(shared);
     let mut batch: Vec<Task> = Vec::new();
     if shared.flags.phase() == STOPPED {
         batch.extend(shared.take_requester_runnable());
@@ -130,14 +140,13 @@ pub(crate) fn step(shared: &Shared) -> usize {
         }
     }
     if batch.is_empty() {
-        // Nothing to poll, but the census may have news (a stop to
-        // declare, a quiescence waiter to wake).
-        drop(Polling::enter(shared));
+        // Nothing to poll; dropping the guard lets the census declare what
+        // is due (a stop, quiescence).
+        drop(polling);
         return 0;
     }
     det(shared).rng.lock().shuffle(&mut batch);
     let n = batch.len();
-    let _polling = Polling::enter(shared);
     for task in batch {
         let prev = context::set_current_task(Some(task.metadata().id));
         task.run();
@@ -266,8 +275,9 @@ fn poll_main<F: Future>(
             inner.barrier.hold(waker.clone());
             return None;
         }
+        inner.block_on_active += 1;
     }
-    let polling = Polling::enter(shared);
+    let polling = Polling::counted(shared);
     let prev = context::set_current_task(Some(id));
     let poll = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
     context::set_current_task(prev);

@@ -95,16 +95,23 @@ struct Queued {
 #[derive(Default)]
 pub(crate) struct Wakes {
     pub(crate) wakers: Vec<Waker>,
+    /// Runnables to hand back to the scheduler. A runnable is never dropped
+    /// under the lock: async-task cancels a task whose runnable is dropped,
+    /// and wakes its awaiter right there, which would re-enter the lock.
+    pub(crate) runnables: Vec<Runnable<TaskMeta>>,
 }
 
 impl Wakes {
     pub(crate) fn wake(self) {
+        for r in self.runnables {
+            r.schedule();
+        }
         for w in self.wakers {
             w.wake();
         }
     }
     pub(crate) fn is_empty(&self) -> bool {
-        self.wakers.is_empty()
+        self.wakers.is_empty() && self.runnables.is_empty()
     }
 }
 
@@ -274,7 +281,8 @@ impl Barrier {
     /// (resume) or not (withdrawal after a timeout or a dropped future).
     /// Releases every task held at a safepoint and hands the barrier to the
     /// next queued requester. Returns what to wake; if a next request became
-    /// active, the caller must check whether everything is already idle.
+    /// active, the caller must check whether everything is already idle, but
+    /// only after delivering these wakes (see `Shared::end_request`).
     pub(crate) fn finish(&mut self, flags: &StopFlags, ticket: u64, now: Instant) -> Wakes {
         let Some(active) = self.active.take_if(|a| a.ticket == ticket) else {
             return Wakes::default();
@@ -289,8 +297,7 @@ impl Barrier {
         // A requester woken while stopped but not yet run: it runs after the
         // resume like any other task.
         if let Some(r) = self.requester_slot.take() {
-            wakes.wakers.push(r.waker());
-            drop(r);
+            wakes.runnables.push(r);
         }
         self.at_safepoint = 0;
         self.phase = Phase::Running;

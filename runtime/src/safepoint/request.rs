@@ -51,7 +51,7 @@ impl StopTheWorld {
         let ticket = match self.ticket {
             Some(ticket) => ticket,
             None => {
-                let me = context::current_task();
+                let me = requester_id(&shared);
                 let (ticket, active) =
                     inner
                         .barrier
@@ -73,7 +73,7 @@ impl StopTheWorld {
         };
         if inner.barrier.active_ticket() == Some(ticket) && inner.barrier.is_stopped() {
             self.done = true;
-            let me = context::current_task();
+            let me = requester_id(&shared);
             let report = StoppedWorld::make_report(&shared, &inner, me);
             drop(inner);
             return Poll::Ready(StoppedWorld::new(shared, ticket, report));
@@ -94,10 +94,10 @@ impl StopTheWorld {
                 at_safepoint: 0,
             });
         };
-        let mut inner = shared.idle.lock();
+        let inner = shared.idle.lock();
         if inner.barrier.active_ticket() == Some(ticket) && inner.barrier.is_stopped() {
             self.done = true;
-            let report = StoppedWorld::make_report(&shared, &inner, context::current_task());
+            let report = StoppedWorld::make_report(&shared, &inner, requester_id(&shared));
             drop(inner);
             return Ok(StoppedWorld::new(shared, ticket, report));
         }
@@ -141,9 +141,9 @@ impl StopTheWorld {
             .collect();
         laggards.sort_by_key(|l| std::cmp::Reverse(l.runnable_for));
         self.done = true;
-        let wakes = withdraw(&shared, &mut inner, ticket);
         drop(inner);
-        wakes.wake();
+        // If the world stopped since the lock was released, this resumes it.
+        shared.end_request(ticket);
         Err(StopTimedOut {
             waited,
             laggards,
@@ -153,20 +153,16 @@ impl StopTheWorld {
     }
 }
 
-/// Ends request `ticket` (active or queued) without a stop. Lock held.
-fn withdraw(
-    shared: &Shared,
-    inner: &mut crate::sync::MutexGuard<'_, crate::scheduler::idle::Inner>,
-    ticket: u64,
-) -> super::barrier::Wakes {
-    if inner.barrier.active_ticket() == Some(ticket) {
-        let mut wakes = inner.barrier.finish(&shared.flags, ticket, Instant::now());
-        // The next requester may find everything idle already.
-        wakes.wakers.extend(shared.check_all_idle(inner).wakers);
-        wakes
+/// The requesting task, if it is a task (or `block_on` future) of *this*
+/// runtime. Task ids are unique only within a runtime: a task of another
+/// runtime asking this one to stop is, for this runtime, an outside
+/// requester.
+fn requester_id(shared: &Shared) -> Option<crate::task::Id> {
+    let here = context::try_current().is_some_and(|h| std::ptr::eq(&*h.shared, shared));
+    if here {
+        context::current_task()
     } else {
-        inner.barrier.dequeue(ticket);
-        super::barrier::Wakes::default()
+        None
     }
 }
 
@@ -185,20 +181,9 @@ impl Drop for StopTheWorld {
             return;
         }
         if let Some(ticket) = self.ticket {
-            let shared = self.shared.clone();
-            let mut inner = shared.idle.lock();
-            let wakes =
-                if inner.barrier.active_ticket() == Some(ticket) && inner.barrier.is_stopped() {
-                    // Stopped for us but never handed over: resume.
-                    drop(inner);
-                    StoppedWorld::resume_ticket(&shared, ticket);
-                    return;
-                } else {
-                    withdraw(&shared, &mut inner, ticket)
-                };
-            drop(inner);
-            wakes.wake();
-            shared.notify_many(shared.injector.len().min(shared.remotes.len()));
+            // Withdraws it, dequeues it, or (stopped for us but never handed
+            // over) resumes the world.
+            self.shared.end_request(ticket);
         }
     }
 }
@@ -250,6 +235,10 @@ pub(crate) fn stop_blocking(
         "Handle::stop_the_world_blocking",
         "use `handle.stop_the_world().await` from a task",
     );
+    context::assert_not_in_block_on(
+        "Handle::stop_the_world_blocking",
+        "use `handle.stop_the_world().await` inside the future",
+    );
     let parker = StdArc::new(ThreadParker::new());
     let waker = Waker::from(parker.clone());
     let started = Instant::now();
@@ -261,9 +250,11 @@ pub(crate) fn stop_blocking(
         if let Poll::Ready(world) = request.poll_stop(&waker) {
             return Ok(world);
         }
-        if det {
+        if det && handle.shared.idle.lock().block_on_count == 0 {
             // Nobody else drives the deterministic runtime: run rounds on
-            // this thread until the tasks reach their safepoints.
+            // this thread until the tasks reach their safepoints. (With a
+            // `block_on` running elsewhere, that thread drives and this one
+            // waits, so rounds never run on two threads at once.)
             let _enter = context::enter(&handle);
             if crate::deterministic::runner::step(&handle.shared) == 0 {
                 // Everything idle now: the census has declared the stop.

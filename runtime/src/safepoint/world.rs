@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::report::StopReport;
 use crate::scheduler::idle::Inner;
+
 use crate::scheduler::Shared;
 use crate::sync::Arc;
 use crate::task::Id;
@@ -77,18 +78,36 @@ impl StoppedWorld {
     pub fn resume(self) {}
 
     pub(crate) fn resume_ticket(shared: &Shared, ticket: u64) {
+        shared.end_request(ticket);
+    }
+}
+
+impl Shared {
+    /// Ends request `ticket`: resumes the world it stopped, withdraws it if
+    /// it is still pending, or takes it out of the line if it was queued.
+    ///
+    /// In two steps: first the barrier moves on (tasks at safepoints are
+    /// released, the next requester becomes active) and the released tasks
+    /// are scheduled; only then, under the lock again, is the census asked
+    /// whether everything is idle. Asking in the first step would declare
+    /// the next requester's stop before the released tasks are even queued,
+    /// so back-to-back stops would never let them run.
+    pub(crate) fn end_request(&self, ticket: u64) {
         let wakes = {
-            let mut inner = shared.idle.lock();
-            let mut wakes = inner.barrier.finish(&shared.flags, ticket, Instant::now());
-            wakes
-                .wakers
-                .extend(shared.check_all_idle(&mut inner).wakers);
-            wakes
+            let mut inner = self.idle.lock();
+            if inner.barrier.active_ticket() == Some(ticket) {
+                inner.barrier.finish(&self.flags, ticket, Instant::now())
+            } else {
+                inner.barrier.dequeue(ticket);
+                return;
+            }
         };
+        wakes.wake();
+        let wakes = self.check_all_idle(&mut self.idle.lock());
         wakes.wake();
         // Work that arrived during the stop sits in the injector: wake
         // enough workers to take it now rather than one at a time.
-        shared.notify_many(shared.injector.len().min(shared.remotes.len()));
+        self.notify_many(self.injector.len().min(self.remotes.len()));
     }
 }
 

@@ -63,8 +63,11 @@ impl Parker {
                     return;
                 }
                 driver.turn();
-                // Whatever happened (event, timer, unpark), we are awake.
-                self.state.store(EMPTY, SeqCst);
+                // Whatever happened (event, timer, unpark), we are awake. A
+                // swap (an RMW), not a store: it reads the unparker's
+                // NOTIFIED, so whatever the unparker wrote before (the
+                // sleeper list, the `parked` flag) is visible to us after.
+                self.state.swap(EMPTY, SeqCst);
             }
             None => {
                 let mut guard = self.lock.lock();

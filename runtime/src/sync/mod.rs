@@ -97,14 +97,27 @@ mod imp {
         slot: &mut MutexGuard<'a, T>,
         f: impl FnOnce(MutexGuard<'a, T>) -> MutexGuard<'a, T>,
     ) {
+        // loom reports a failed model (a deadlock, say) by panicking inside
+        // `wait`; unwinding then would drop the guard twice (once in `f`,
+        // once from `slot`). Abort instead: the model has failed anyway.
+        struct AbortOnUnwind;
+        impl Drop for AbortOnUnwind {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    std::process::abort();
+                }
+            }
+        }
+        let bomb = AbortOnUnwind;
         // SAFETY: the guard is read out of `slot` and a guard for the same
-        // mutex is written back before anyone can observe `slot` again; `f`
-        // (loom's wait) cannot unwind except by aborting the model, so the
-        // slot is never left holding a moved-out guard.
+        // mutex is written back before anyone can observe `slot` again; if
+        // `f` unwinds, `bomb` aborts the process before `slot` (holding the
+        // moved-out guard) can be dropped.
         unsafe {
             let guard = std::ptr::read(slot);
             std::ptr::write(slot, f(guard));
         }
+        std::mem::forget(bomb);
     }
 }
 
