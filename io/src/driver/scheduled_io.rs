@@ -196,7 +196,18 @@ impl ScheduledIo {
     /// states are final and never cleared; an error is cleared like readiness
     /// (the operation that hit `WouldBlock` has already consumed it).
     pub(crate) fn clear_readiness(&self, ev: ReadyEvent) {
-        let clear = ev.ready & (READABLE | WRITABLE | ERROR);
+        self.clear_bits(ev, READABLE | WRITABLE | ERROR);
+    }
+
+    /// After a stream read that returned less than its buffer: the socket
+    /// was drained at that instant, so only READABLE is cleared (an error or
+    /// a close must still be seen), under the same tick check.
+    pub(crate) fn clear_readable(&self, ev: ReadyEvent) {
+        self.clear_bits(ev, READABLE);
+    }
+
+    fn clear_bits(&self, ev: ReadyEvent, bits: usize) {
+        let clear = ev.ready & bits;
         let _ = self
             .state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {

@@ -125,9 +125,10 @@ impl TcpStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
+        let len = buf.len();
         self.io
             .registration()
-            .poll_io(cx, Direction::Read, || (&*self.io).read(buf))
+            .poll_read_stream(cx, len, || (&*self.io).read(buf))
     }
 
     pub(crate) fn poll_read_vectored_priv(

@@ -108,8 +108,9 @@ impl AsyncRead for UnixStream {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let io = &self.io;
+        let len = buf.len();
         io.registration()
-            .poll_io(cx, Direction::Read, || (&**io).read(buf))
+            .poll_read_stream(cx, len, || (&**io).read(buf))
     }
 }
 
