@@ -123,3 +123,41 @@ fn blocking_stop_inside_block_on_panics() {
     );
     assert!(!done.load(SeqCst));
 }
+
+/// A `block_on` future that only yields is runnable all the time: like a
+/// spawned task that only yields, it keeps the world from stopping, and the
+/// timed-out request names it.
+#[test]
+fn a_yielding_block_on_future_keeps_the_world_running() {
+    watchdog(Duration::from_secs(60), || {
+        let rt = safepoint::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let requester = {
+            let (h, stop) = (rt.handle().clone(), stop.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                let result = h.stop_the_world_blocking_timeout(Duration::from_millis(100));
+                stop.store(true, SeqCst);
+                result.map(drop)
+            })
+        };
+        rt.block_on(async {
+            while !stop.load(SeqCst) {
+                safepoint::task::yield_now().await;
+            }
+        });
+        let err = requester
+            .join()
+            .unwrap()
+            .expect_err("the world stopped while the block_on future was runnable");
+        assert!(
+            err.laggards()
+                .iter()
+                .any(|l| l.name.as_deref() == Some("block_on")),
+            "{err}"
+        );
+    });
+}
