@@ -7,15 +7,7 @@ use futures::io::{AsyncReadExt, AsyncWriteExt};
 use safepoint::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
-fn watchdog<F: FnOnce() + Send + 'static>(limit: Duration, f: F) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        f();
-        let _ = tx.send(());
-    });
-    rx.recv_timeout(limit)
-        .expect("the echo stress hung (lost wake?)");
-}
+use safepoint_tests::watchdog;
 
 #[test]
 fn echo_32_connections_many_rounds() {

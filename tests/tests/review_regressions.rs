@@ -7,14 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn watchdog<F: FnOnce() + Send + 'static>(limit: Duration, f: F) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        f();
-        let _ = tx.send(());
-    });
-    rx.recv_timeout(limit).expect("hung");
-}
+use safepoint_tests::watchdog;
 
 /// Back-to-back stops from two threads: the task released by one stop must
 /// run (and reach its next safepoint) before the next stop is declared, so
