@@ -260,10 +260,12 @@ impl Shared {
         let mut wakes = Wakes::default();
         if let Parked::Parked { all_idle } = parked {
             self.remotes[index].parked.store(true, Ordering::Release);
-            if all_idle && !self.injector.is_empty() && !inner.barrier.is_stopped() {
-                // Raced with a push from outside after our check: the
-                // pusher's notify will find us in the sleepers.
-            } else if all_idle {
+            // A push from outside that raced our queue check is not idle
+            // work: its pusher's notify will find us among the sleepers and
+            // the last one to park then declares. (While stopped, queued
+            // work is kept work, and does not count.)
+            let raced = !inner.barrier.is_stopped() && !self.injector.is_empty();
+            if all_idle && !raced {
                 wakes = inner.barrier.on_all_idle(&self.flags, Instant::now());
             }
         }

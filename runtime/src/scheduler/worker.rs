@@ -246,8 +246,11 @@ impl Worker {
         }
     }
 
-    fn poll_one(&mut self, task: Task) {
-        let shared = self.local.shared.clone();
+    fn poll_one(&self, task: Task) {
+        // A borrow, not an `Arc` clone: a refcount bumped on every poll by
+        // every worker would be the shared hot cache line this scheduler is
+        // built to avoid.
+        let shared = &*self.local.shared;
         let remote = &shared.remotes[self.local.index];
         remote.polls.add_owned(1);
         let id = task.metadata().id;

@@ -61,13 +61,14 @@ where
         shared.injector.push(runnable);
         return JoinHandle::new(task);
     }
-    let on_worker = crate::context::with_worker(|w| w.is_some_and(|w| w.belongs_to(shared)));
+    let on_worker = crate::context::with_worker(|w| match w {
+        Some(w) if w.belongs_to(shared) => {
+            w.count_spawn();
+            true
+        }
+        _ => false,
+    });
     if on_worker {
-        crate::context::with_worker(|w| {
-            if let Some(w) = w {
-                w.count_spawn();
-            }
-        });
         runnable.schedule();
     } else {
         shared.remote_spawns.add_shared(1);
