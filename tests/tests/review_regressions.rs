@@ -154,3 +154,26 @@ fn a_yielding_block_on_future_keeps_the_world_running() {
         );
     });
 }
+
+/// A task that holds the world and asks to stop it again would wait for
+/// itself: it panics with a message instead of hanging.
+#[test]
+fn nested_stop_by_the_holder_panics() {
+    watchdog(Duration::from_secs(30), || {
+        let rt = safepoint::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let h = rt.handle().clone();
+        let err = rt
+            .block_on(rt.spawn(async move {
+                let _world = h.stop_the_world().await;
+                let _again = h.stop_the_world().await;
+            }))
+            .unwrap_err();
+        assert!(err.is_panic());
+        assert!(err.to_string().contains("already holds"), "{err}");
+        // The world was resumed when the panicking task dropped it.
+        assert_eq!(rt.block_on(async { 1 }), 1);
+    });
+}

@@ -52,6 +52,13 @@ impl StopTheWorld {
             Some(ticket) => ticket,
             None => {
                 let me = requester_id(&shared);
+                if me.is_some() && inner.barrier.is_requester(me) {
+                    drop(inner);
+                    panic!(
+                        "stop_the_world called by the task that already holds the stopped world: \
+                         it would wait for itself forever; use the StoppedWorld it holds"
+                    );
+                }
                 let (ticket, active) =
                     inner
                         .barrier
