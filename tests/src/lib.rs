@@ -2,7 +2,8 @@
 //! turns a hang into a failure, drop counters, a future wrapper that counts
 //! polls, polling waits, and readers of per-process facts (threads, CPU).
 //!
-//! Nothing here depends on the runtime: the helpers are plain `std`.
+//! Apart from `rt`, which builds the runtime most tests use, the helpers are
+//! plain `std`.
 
 use std::any::Any;
 use std::future::Future;
@@ -192,4 +193,12 @@ pub fn proc_stat_cpu_time() -> Duration {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Duration::from_nanos((utime + stime) * 1_000_000_000 / hz)
+}
+
+/// A multi-thread runtime with `workers` workers, as most tests build one.
+pub fn rt(workers: usize) -> safepoint::Runtime {
+    safepoint::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .build()
+        .unwrap()
 }

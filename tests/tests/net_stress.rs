@@ -7,15 +7,12 @@ use futures::io::{AsyncReadExt, AsyncWriteExt};
 use safepoint::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
-use safepoint_tests::watchdog;
+use safepoint_tests::{rt, watchdog};
 
 #[test]
 fn echo_32_connections_many_rounds() {
     watchdog(Duration::from_secs(120), || {
-        let rt = safepoint::Builder::new_multi_thread()
-            .worker_threads(4)
-            .build()
-            .unwrap();
+        let rt = rt(4);
         let mut clients = rt.block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();

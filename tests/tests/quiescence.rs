@@ -11,17 +11,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use safepoint::task::yield_now;
-use safepoint::{Builder, Runtime};
-use safepoint_tests::{panic_message, watchdog};
+use safepoint_tests::{panic_message, rt, watchdog};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn rt(workers: usize) -> Runtime {
-    Builder::new_multi_thread()
-        .worker_threads(workers)
-        .build()
-        .unwrap()
-}
 
 #[test]
 fn seed_scenario_wait_on_event_then_set_it() {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
-use safepoint_tests::watchdog;
+use safepoint_tests::{rt, watchdog};
 
 /// Back-to-back stops from two threads: the task released by one stop must
 /// run (and reach its next safepoint) before the next stop is declared, so
@@ -15,10 +15,7 @@ use safepoint_tests::watchdog;
 #[test]
 fn back_to_back_stops_let_released_tasks_run() {
     watchdog(Duration::from_secs(60), || {
-        let rt = safepoint::Builder::new_multi_thread()
-            .worker_threads(2)
-            .build()
-            .unwrap();
+        let rt = rt(2);
         let passes = Arc::new(AtomicU64::new(0));
         let p = passes.clone();
         rt.spawn(async move {
@@ -59,10 +56,7 @@ fn back_to_back_stops_let_released_tasks_run() {
 #[test]
 fn requester_from_another_runtime_is_an_outside_requester() {
     watchdog(Duration::from_secs(60), || {
-        let b = safepoint::Builder::new_multi_thread()
-            .worker_threads(1)
-            .build()
-            .unwrap();
+        let b = rt(1);
         let polls = Arc::new(AtomicU64::new(0));
         let p = polls.clone();
         // B's first task: id 1.
@@ -73,10 +67,7 @@ fn requester_from_another_runtime_is_an_outside_requester() {
                 safepoint::time::sleep(Duration::from_millis(1)).await;
             }
         });
-        let a = safepoint::Builder::new_multi_thread()
-            .worker_threads(1)
-            .build()
-            .unwrap();
+        let a = rt(1);
         let hb = b.handle().clone();
         let polls_a = polls.clone();
         // A's first task: id 1 as well.
@@ -96,10 +87,7 @@ fn requester_from_another_runtime_is_an_outside_requester() {
 
 #[test]
 fn blocking_stop_inside_block_on_panics() {
-    let rt = safepoint::Builder::new_multi_thread()
-        .worker_threads(1)
-        .build()
-        .unwrap();
+    let rt = rt(1);
     let handle = rt.handle().clone();
     let done = AtomicBool::new(false);
     let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -123,10 +111,7 @@ fn blocking_stop_inside_block_on_panics() {
 #[test]
 fn a_yielding_block_on_future_keeps_the_world_running() {
     watchdog(Duration::from_secs(60), || {
-        let rt = safepoint::Builder::new_multi_thread()
-            .worker_threads(2)
-            .build()
-            .unwrap();
+        let rt = rt(2);
         let stop = Arc::new(AtomicBool::new(false));
         let requester = {
             let (h, stop) = (rt.handle().clone(), stop.clone());
@@ -160,10 +145,7 @@ fn a_yielding_block_on_future_keeps_the_world_running() {
 #[test]
 fn nested_stop_by_the_holder_panics() {
     watchdog(Duration::from_secs(30), || {
-        let rt = safepoint::Builder::new_multi_thread()
-            .worker_threads(1)
-            .build()
-            .unwrap();
+        let rt = rt(1);
         let h = rt.handle().clone();
         let err = rt
             .block_on(rt.spawn(async move {

@@ -18,17 +18,10 @@ use std::time::{Duration, Instant};
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use safepoint::task::yield_now;
-use safepoint::{safepoint, Builder, Handle, JoinHandle, Runtime};
-use safepoint_tests::{wait_until, watchdog, Counted, DropCounter};
+use safepoint::{safepoint, Handle, JoinHandle, Runtime};
+use safepoint_tests::{rt, wait_until, watchdog, Counted, DropCounter};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn rt(workers: usize) -> Runtime {
-    Builder::new_multi_thread()
-        .worker_threads(workers)
-        .build()
-        .unwrap()
-}
 
 /// `n` counted tasks that loop through a safepoint and a yield until
 /// `stop` is set.

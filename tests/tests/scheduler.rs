@@ -8,17 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use safepoint::{Builder, Runtime};
-use safepoint_tests::{wait_until, watchdog};
+use safepoint::Builder;
+use safepoint_tests::{rt, wait_until, watchdog};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn rt(workers: usize) -> Runtime {
-    Builder::new_multi_thread()
-        .worker_threads(workers)
-        .build()
-        .unwrap()
-}
 
 #[test]
 fn hundred_thousand_tasks_complete_with_right_results() {

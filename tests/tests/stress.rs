@@ -16,17 +16,10 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use safepoint::task::yield_now;
-use safepoint::{safepoint, Builder, Handle, Runtime};
-use safepoint_tests::{wait_until, watchdog, Counted};
+use safepoint::{safepoint, Handle};
+use safepoint_tests::{rt, wait_until, watchdog, Counted};
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn rt(workers: usize) -> Runtime {
-    Builder::new_multi_thread()
-        .worker_threads(workers)
-        .build()
-        .unwrap()
-}
 
 fn stops_wanted() -> usize {
     std::env::var("SAFEPOINT_STRESS_STOPS")

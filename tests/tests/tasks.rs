@@ -14,15 +14,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use safepoint::{Builder, Handle, Runtime};
-use safepoint_tests::{panic_message, thread_names, wait_until, watchdog, DropFlag};
-
-fn rt(workers: usize) -> Runtime {
-    Builder::new_multi_thread()
-        .worker_threads(workers)
-        .build()
-        .unwrap()
-}
+use safepoint::{Builder, Handle};
+use safepoint_tests::{panic_message, rt, thread_names, wait_until, watchdog, DropFlag};
 
 const LIMIT: Duration = Duration::from_secs(60);
 

@@ -68,6 +68,17 @@ pub(crate) enum Parked {
     Work,
 }
 
+/// Takes worker `index` off the sleeper list; whether it was listed.
+fn unlist(inner: &mut Inner, index: usize) -> bool {
+    match inner.sleepers.iter().position(|&i| i == index) {
+        Some(pos) => {
+            inner.sleepers.swap_remove(pos);
+            true
+        }
+        None => false,
+    }
+}
+
 pub(crate) fn unparked(state: usize) -> usize {
     state & UNPARKED_MASK
 }
@@ -139,10 +150,9 @@ impl Idle {
     /// worker's `parked` flag, decides: the flag is only a hint outside the
     /// lock.
     pub(crate) fn remove_sleeper(&self, inner: &mut Inner, index: usize) -> bool {
-        let Some(pos) = inner.sleepers.iter().position(|&i| i == index) else {
+        if !unlist(inner, index) {
             return false;
-        };
-        inner.sleepers.swap_remove(pos);
+        }
         self.state.fetch_add(1, SeqCst);
         self.check(inner);
         true
@@ -198,8 +208,7 @@ impl Idle {
         // A worker that parked after shutdown's wake-up round leaves its
         // park loop on the shutdown flag while still listed as a sleeper:
         // then it is counted there, not among the unparked.
-        if let Some(pos) = inner.sleepers.iter().position(|&i| i == index) {
-            inner.sleepers.swap_remove(pos);
+        if unlist(inner, index) {
             self.check(inner);
             return false;
         }
