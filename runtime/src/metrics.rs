@@ -65,10 +65,10 @@ pub(crate) fn collect(shared: &Shared) -> RuntimeMetrics {
         ..RuntimeMetrics::default()
     };
     for r in shared.remotes.iter() {
-        m.polls += r.polls.get();
-        m.steals += r.steals.get();
-        m.parks += r.parks.get();
-        m.local_spawns += r.spawned.get();
+        m.polls += r.stats.polls.get();
+        m.steals += r.stats.steals.get();
+        m.parks += r.stats.parks.get();
+        m.local_spawns += r.stats.spawned.get();
     }
     let inner = shared.idle.lock();
     let stats = &inner.barrier.stats;

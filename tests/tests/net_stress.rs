@@ -63,3 +63,74 @@ fn echo_32_connections_many_rounds() {
         }
     });
 }
+
+/// Frames read with `read_exact` that each fill the buffer exactly, sent in
+/// bursts (several frames in one write, or one frame in two writes): the
+/// reads that leave data queued must keep the socket readable, and the one
+/// that empties it (TCP_INQ says so) may clear readiness only until the next
+/// byte arrives. A wrong clear is a lost wake: the watchdog fails the test.
+#[test]
+fn exact_frames_in_bursts_and_pieces() {
+    watchdog(Duration::from_secs(120), || {
+        let rt = rt(3);
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            safepoint::spawn(async move {
+                while let Ok((mut s, _)) = listener.accept().await {
+                    // Replies go out a frame per write: without this, Nagle
+                    // holds each burst's second reply for the peer's delayed
+                    // ACK (40 ms).
+                    s.set_nodelay(true).unwrap();
+                    safepoint::spawn(async move {
+                        let mut frame = [0u8; 32];
+                        while s.read_exact(&mut frame).await.is_ok() {
+                            frame.reverse();
+                            if s.write_all(&frame).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            });
+            let rounds = if cfg!(debug_assertions) { 300 } else { 3000 };
+            let clients: Vec<_> = (0..8u64)
+                .map(|c| {
+                    safepoint::spawn(async move {
+                        let mut s = TcpStream::connect(addr).await.unwrap();
+                        s.set_nodelay(true).unwrap();
+                        let mut x = c.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                        for round in 0..rounds {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            let frames = 1 + (x % 6) as usize;
+                            let mut out = Vec::with_capacity(frames * 32);
+                            for f in 0..frames {
+                                out.extend((0..32).map(|b| (b + f + round) as u8 ^ c as u8));
+                            }
+                            if x & 64 == 0 {
+                                s.write_all(&out).await.unwrap();
+                            } else {
+                                // The first frame in two pieces, apart in time.
+                                s.write_all(&out[..13]).await.unwrap();
+                                safepoint::task::yield_now().await;
+                                s.write_all(&out[13..]).await.unwrap();
+                            }
+                            let mut back = vec![0u8; out.len()];
+                            s.read_exact(&mut back).await.unwrap();
+                            for (sent, got) in out.chunks(32).zip(back.chunks(32)) {
+                                let mut expected = sent.to_vec();
+                                expected.reverse();
+                                assert_eq!(got, &expected[..]);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for c in clients {
+                c.await.unwrap();
+            }
+        });
+    });
+}

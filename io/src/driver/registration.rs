@@ -167,27 +167,31 @@ impl Registration {
     }
 
     /// [`poll_io`](Self::poll_io) for stream reads into a buffer of
-    /// `buf_len` bytes. A read that fills less than the buffer drained the
-    /// socket when it ran, so readiness is cleared right away instead of
-    /// after one more `read` that would return `WouldBlock`: one system call
-    /// less per message (tokio does the same). Data that arrives after the
-    /// read raises a newer event (a later tick), which this clear leaves
-    /// alone, so nothing is lost.
+    /// `buf_len` bytes. `op` returns the bytes read and whether the socket
+    /// said its receive queue is empty after the read (TCP's `TCP_INQ`; see
+    /// `net::tcp::inq`). Such a read, or one that fills less than the
+    /// buffer, drained the socket when it ran, so readiness is cleared right
+    /// away instead of after one more `read` that would return `WouldBlock`:
+    /// one system call less per message. Data that arrives after the read
+    /// raises a newer event (a later tick), which this clear leaves alone,
+    /// so nothing is lost.
     pub(crate) fn poll_read_stream(
         &self,
         cx: &mut Context<'_>,
         buf_len: usize,
-        mut op: impl FnMut() -> io::Result<usize>,
+        mut op: impl FnMut() -> io::Result<(usize, bool)>,
     ) -> Poll<io::Result<usize>> {
         loop {
             let ev = ready!(self.poll_ready(cx, Direction::Read))?;
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_readiness(ev),
-                Ok(n) if n > 0 && n < buf_len => {
-                    self.shared.clear_readable(ev);
+                Err(e) => return Poll::Ready(Err(e)),
+                Ok((n, drained)) => {
+                    if n > 0 && (drained || n < buf_len) {
+                        self.shared.clear_readable(ev);
+                    }
                     return Poll::Ready(Ok(n));
                 }
-                res => return Poll::Ready(res),
             }
         }
     }

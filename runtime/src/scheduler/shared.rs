@@ -17,6 +17,7 @@
 use std::time::Instant;
 
 use async_task::{Runnable, ScheduleInfo};
+use crossbeam_utils::CachePadded;
 
 use super::idle::{Idle, Inner, Parked};
 use super::park::Parker;
@@ -50,11 +51,22 @@ pub(crate) struct Remote {
     /// worker itself after a wake-up to tell a real unpark (the waker popped
     /// it from the list) from a spurious one.
     pub(crate) parked: AtomicBool,
+    pub(crate) laggards: Mutex<LaggardLog>,
+    /// Written by the worker on every poll, so on cache lines of its own:
+    /// sharing a line with the fields above (read by stealers and wakers)
+    /// or with the next worker's `Remote` would bounce it between cores on
+    /// every poll.
+    pub(crate) stats: CachePadded<WorkerStats>,
+}
+
+/// One worker's counters, written only by that worker, summed by
+/// [`crate::Runtime::metrics`].
+#[derive(Default)]
+pub(crate) struct WorkerStats {
     pub(crate) polls: Counter,
     pub(crate) steals: Counter,
     pub(crate) parks: Counter,
     pub(crate) spawned: Counter,
-    pub(crate) laggards: Mutex<LaggardLog>,
 }
 
 pub(crate) struct Shared {
@@ -92,11 +104,8 @@ impl Shared {
                     stealer,
                     parker: Parker::new(),
                     parked: AtomicBool::new(false),
-                    polls: Counter::default(),
-                    steals: Counter::default(),
-                    parks: Counter::default(),
-                    spawned: Counter::default(),
                     laggards: Mutex::new(LaggardLog::default()),
+                    stats: CachePadded::default(),
                 })
                 .collect(),
             injector: Injector::new(),

@@ -5,7 +5,9 @@
 //! the local queue, every `global_queue_interval` ticks the injector first
 //! for fairness, then steal from a random victim in batches, then park. A
 //! busy worker polls the driver without blocking every `event_interval`
-//! ticks so a CPU-heavy queue never starves I/O.
+//! ticks so a CPU-heavy queue never starves I/O. Tasks that yielded wait
+//! until the queue and the injector are empty; a worker that has such tasks
+//! requeues them rather than stealing, except now and then.
 //!
 //! The safepoint protocol adds little here, by design: while a stop is
 //! requested the worker keeps draining as usual and notes what it polls
@@ -27,6 +29,15 @@ use crate::sync::{Arc, Ordering};
 /// Consecutive LIFO polls before the LIFO task goes to the back of the
 /// queue (tokio uses 3).
 const MAX_LIFO_POLLS: u32 = 3;
+
+/// A worker whose queue ran dry but that has yielded tasks of its own
+/// requeues them instead of stealing, except every this-many rounds.
+/// Stealing from a sibling that is itself cycling through its yielded tasks
+/// only moves tasks (and their cache lines) between cores: with 200 tasks
+/// yielding in a loop on 4 workers it was one steal per 40 polls, and about
+/// a tenth of the run time. The periodic steal keeps the balance, and keeps
+/// a worker stuck in a long poll from keeping its queue to itself.
+const STEAL_EVERY_DEFERRED_ROUNDS: u32 = 8;
 
 /// The part of a worker that the wake path reaches through the
 /// thread-local context while a task on this worker is being polled.
@@ -56,7 +67,7 @@ impl WorkerLocal {
 
     /// Counts a spawn made from a task on this worker.
     pub(crate) fn count_spawn(&self) {
-        self.shared.remotes[self.index].spawned.add_owned(1);
+        self.shared.remotes[self.index].stats.spawned.add_owned(1);
     }
 
     /// Schedules a task woken from inside a poll on this worker. Gives the
@@ -88,9 +99,13 @@ impl WorkerLocal {
 
 pub(crate) struct Worker {
     local: std::rc::Rc<WorkerLocal>,
-    tick: u32,
+    /// Tasks to take before the next non-blocking driver poll.
+    until_driver: u32,
+    /// Tasks to take before the injector is looked at first.
+    until_injector: u32,
     is_searching: bool,
     rng: u64,
+    deferred_rounds: u32,
 }
 
 /// Runs worker `index` until shutdown.
@@ -109,8 +124,10 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<Task>) {
     let _worker = context::enter_worker(local.clone());
     let mut worker = Worker {
         local,
-        tick: 0,
+        until_driver: shared.config.event_interval,
+        until_injector: shared.config.global_queue_interval,
         is_searching: false,
+        deferred_rounds: 0,
         rng: 0x2545_F491_4F6C_DD1D ^ ((index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
     };
     worker.run_loop();
@@ -147,6 +164,9 @@ impl Worker {
                 self.run_task(task);
                 continue;
             }
+            if self.skip_steal_for_deferred() && self.requeue_deferred() {
+                continue;
+            }
             if let Some(task) = self.steal_work() {
                 self.run_task(task);
                 continue;
@@ -159,15 +179,16 @@ impl Worker {
     }
 
     fn next_task(&mut self) -> Option<Task> {
-        self.tick = self.tick.wrapping_add(1);
-        let (event_interval, global_queue_interval) = {
-            let config = &self.local.shared.config;
-            (config.event_interval, config.global_queue_interval)
-        };
-        if self.tick.is_multiple_of(event_interval) {
+        // Countdowns rather than `tick % interval`: the intervals are not
+        // constants, and a division on every task is measurable.
+        self.until_driver -= 1;
+        if self.until_driver == 0 {
+            self.until_driver = self.local.shared.config.event_interval;
             self.poll_driver();
         }
-        if self.tick.is_multiple_of(global_queue_interval) {
+        self.until_injector -= 1;
+        if self.until_injector == 0 {
+            self.until_injector = self.local.shared.config.global_queue_interval;
             if let Some(task) = self.shared().injector.pop_batch_into(&self.local.local) {
                 return Some(task);
             }
@@ -181,6 +202,20 @@ impl Worker {
             .or_else(|| self.shared().injector.pop_batch_into(&self.local.local))
     }
 
+    /// Whether to requeue this worker's yielded tasks rather than steal: yes
+    /// if there are any, except every `STEAL_EVERY_DEFERRED_ROUNDS`th time.
+    /// The injector was already looked at (`next_task` falls back to it),
+    /// so tasks from outside still run before the yielded ones.
+    fn skip_steal_for_deferred(&mut self) -> bool {
+        if self.local.deferred.borrow().is_empty() {
+            return false;
+        }
+        self.deferred_rounds = self.deferred_rounds.wrapping_add(1);
+        !self
+            .deferred_rounds
+            .is_multiple_of(STEAL_EVERY_DEFERRED_ROUNDS)
+    }
+
     /// Moves yielded tasks back to the queue, in the order they yielded.
     /// Returns whether there were any.
     fn requeue_deferred(&mut self) -> bool {
@@ -188,8 +223,15 @@ impl Worker {
         if deferred.is_empty() {
             return false;
         }
+        let more_than_one = deferred.len() > 1;
         for task in deferred.drain(..) {
             self.local.local.push(task);
+        }
+        drop(deferred);
+        if more_than_one {
+            // More than this worker is about to run: a parked sibling may
+            // steal some (one load when nobody sleeps or someone searches).
+            self.shared().notify_parked();
         }
         true
     }
@@ -216,7 +258,10 @@ impl Worker {
                 .stealer
                 .steal_batch_into(&self.local.local)
             {
-                self.shared().remotes[self.local.index].steals.add_owned(1);
+                self.shared().remotes[self.local.index]
+                    .stats
+                    .steals
+                    .add_owned(1);
                 return Some(task);
             }
         }
@@ -252,7 +297,7 @@ impl Worker {
         // built to avoid.
         let shared = &*self.local.shared;
         let remote = &shared.remotes[self.local.index];
-        remote.polls.add_owned(1);
+        remote.stats.polls.add_owned(1);
         let id = task.metadata().id;
         // One load per poll: the laggard log runs only during a stop.
         let stop_generation = if shared.flags.phase.load(Ordering::Relaxed) != RUNNING {
@@ -307,7 +352,7 @@ impl Worker {
             self.is_searching = true;
             return;
         }
-        shared.remotes[index].parks.add_owned(1);
+        shared.remotes[index].stats.parks.add_owned(1);
         wakes.wake();
         let remote = &shared.remotes[index];
         while remote.parked.load(Ordering::Acquire) && !shared.is_shutdown() {

@@ -3,7 +3,9 @@
 //! * `listener`: [`TcpListener`] and its [`Incoming`] stream.
 //! * `stream`: [`TcpStream`].
 //! * `split`: [`OwnedReadHalf`], [`OwnedWriteHalf`].
+//! * `inq`: reads that say whether they emptied the receive queue.
 
+mod inq;
 mod listener;
 mod split;
 mod stream;

@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 
 use futures_io::{AsyncRead, AsyncWrite};
 
+use super::inq;
 use super::split::{split_owned, OwnedReadHalf, OwnedWriteHalf};
 use crate::driver::scheduled_io::Direction;
 use crate::net::addr::each_addr;
@@ -40,11 +41,14 @@ use crate::net::poll_evented::PollEvented;
 /// ```
 pub struct TcpStream {
     io: PollEvented<mio::net::TcpStream>,
+    /// `TCP_INQ` is on: reads learn whether they emptied the queue.
+    inq: bool,
 }
 
 impl TcpStream {
     pub(crate) fn from_mio(io: PollEvented<mio::net::TcpStream>) -> io::Result<TcpStream> {
-        Ok(TcpStream { io })
+        let inq = inq::enable(&*io);
+        Ok(TcpStream { io, inq })
     }
 
     /// Connects to `addr`, trying each resolved address. A closed port fails with
@@ -55,9 +59,7 @@ impl TcpStream {
 
     async fn connect_addr(addr: SocketAddr) -> io::Result<TcpStream> {
         let sys = mio::net::TcpStream::connect(addr)?;
-        let stream = TcpStream {
-            io: PollEvented::new(sys)?,
-        };
+        let stream = TcpStream::from_mio(PollEvented::new(sys)?)?;
         // A non-blocking connect completes when the socket turns writable; the
         // outcome is then in SO_ERROR (as mio documents).
         stream
@@ -84,9 +86,7 @@ impl TcpStream {
     #[track_caller]
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         stream.set_nonblocking(true)?;
-        Ok(TcpStream {
-            io: PollEvented::new(mio::net::TcpStream::from_std(stream))?,
-        })
+        TcpStream::from_mio(PollEvented::new(mio::net::TcpStream::from_std(stream))?)
     }
 
     /// The remote address.
@@ -128,7 +128,7 @@ impl TcpStream {
         let len = buf.len();
         self.io
             .registration()
-            .poll_read_stream(cx, len, || (&*self.io).read(buf))
+            .poll_read_stream(cx, len, || inq::read(&*self.io, self.inq, buf))
     }
 
     pub(crate) fn poll_read_vectored_priv(

@@ -110,7 +110,7 @@ impl AsyncRead for UnixStream {
         let io = &self.io;
         let len = buf.len();
         io.registration()
-            .poll_read_stream(cx, len, || (&**io).read(buf))
+            .poll_read_stream(cx, len, || Ok(((&**io).read(buf)?, false)))
     }
 }
 

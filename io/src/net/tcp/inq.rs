@@ -1,0 +1,146 @@
+//! `TCP_INQ`: reads that also say whether the receive queue is now empty.
+//!
+//! An edge-triggered reactor may only forget a socket's read readiness once
+//! a read has shown the queue empty. A short read shows it; a read that
+//! fills the caller's buffer exactly does not, so the caller's next read is
+//! a `recv` that returns `WouldBlock`, one system call per message spent
+//! only to learn "nothing more". Request/response protocols with fixed-size
+//! frames (`read_exact` of a header, then of a body) hit that every time.
+//!
+//! Linux (4.18 and later) can say it with the data: with the `TCP_INQ`
+//! socket option on, `recvmsg` returns a `TCP_CM_INQ` control message with
+//! the bytes left in the queue after the read. Zero means empty, so
+//! readiness is cleared at once and the `WouldBlock` read never happens.
+//! Data arriving after the read raises a newer reactor event, exactly as
+//! after a short read, so nothing is lost (see
+//! `Registration::poll_read_stream`).
+//!
+//! Where the option is unavailable (another OS, an old kernel, a socket that
+//! refuses it) reads fall back to plain `read` and readiness is cleared the
+//! usual way.
+
+use std::io;
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod imp {
+    use std::io;
+    use std::os::fd::{AsRawFd, RawFd};
+
+    /// Turns `TCP_INQ` on. Returns whether the kernel accepted it.
+    pub(crate) fn enable(socket: &impl AsRawFd) -> bool {
+        let on: libc::c_int = 1;
+        // SAFETY: `socket` is an open socket for the duration of the call;
+        // `on` outlives the call and its size is passed with it.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INQ,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        rc == 0
+    }
+
+    /// Control buffer for one `TCP_CM_INQ` message (`CMSG_SPACE(4)` is 24
+    /// bytes on 64-bit Linux), aligned for `cmsghdr` by its `u64`s.
+    type ControlBuf = [u64; 4];
+
+    /// `recvmsg` into `buf`. Returns the bytes read and, when the kernel
+    /// attached it, the bytes still queued after this read.
+    pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<usize>)> {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let mut control: ControlBuf = [0; 4];
+        // SAFETY: `msghdr` is a plain C struct for which all-zero is a valid
+        // (empty) value; the fields that matter are set below.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of::<ControlBuf>() as _;
+        // SAFETY: `msg` points at `iov` (which covers exactly `buf`, valid
+        // for writes of `buf.len()` bytes) and at `control` (valid for
+        // `msg_controllen` bytes); all three outlive the call.
+        let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut inq = None;
+        // SAFETY: `msg` was filled in by a successful `recvmsg`, so its
+        // control fields describe initialised bytes inside `control`, which
+        // is still alive; `CMSG_FIRSTHDR`/`CMSG_NXTHDR` only return headers
+        // that lie wholly within `msg_controllen`, or null.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                let header = &*cmsg;
+                if header.cmsg_level == libc::SOL_TCP && header.cmsg_type == libc::TCP_CM_INQ {
+                    // The payload is one `int`; it need not be aligned for it.
+                    let value = libc::CMSG_DATA(cmsg).cast::<libc::c_int>().read_unaligned();
+                    inq = usize::try_from(value).ok();
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+        }
+        Ok((n as usize, inq))
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) use imp::enable;
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn enable<S>(_socket: &S) -> bool {
+    false
+}
+
+/// Reads from `stream` into `buf`. Returns the bytes read and whether the
+/// receive queue is known to be empty after the read. `inq` says whether
+/// [`enable`] succeeded on this socket; without it this is a plain `read`
+/// that never claims the queue empty.
+pub(crate) fn read<S>(stream: &S, inq: bool, buf: &mut [u8]) -> io::Result<(usize, bool)>
+where
+    S: std::os::fd::AsRawFd,
+    for<'a> &'a S: io::Read,
+{
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if inq {
+        let (n, left) = imp::recv(stream.as_raw_fd(), buf)?;
+        return Ok((n, left == Some(0)));
+    }
+    let _ = inq;
+    let n = io::Read::read(&mut &*stream, buf)?;
+    Ok((n, false))
+}
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod tests {
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+
+    #[test]
+    fn reports_the_queue_empty_only_when_it_is() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        assert!(super::enable(&server), "TCP_INQ refused by this kernel");
+        client.write_all(&[1; 100]).unwrap();
+        client.flush().unwrap();
+        let mut buf = [0; 64];
+        // Blocking socket: the first read waits for the data; 36 bytes stay.
+        let (n, empty) = super::read(&server, true, &mut buf).unwrap();
+        assert_eq!(n, 64);
+        assert!(!empty, "36 bytes are still queued");
+        let (n, empty) = super::read(&server, true, &mut buf).unwrap();
+        assert_eq!(n, 36);
+        assert!(empty);
+        // Without the option's use, never claimed empty.
+        client.write_all(&[2; 10]).unwrap();
+        let (n, empty) = super::read(&server, false, &mut buf).unwrap();
+        assert_eq!((n, empty), (10, false));
+    }
+}
