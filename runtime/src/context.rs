@@ -11,7 +11,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use crate::handle::Handle;
-use crate::scheduler::WorkerLocal;
+use crate::scheduler::{Shared, WorkerLocal};
 use crate::sync::thread_local;
 use crate::task::Id;
 
@@ -20,6 +20,9 @@ pub(crate) struct Context {
     worker: RefCell<Option<Rc<WorkerLocal>>>,
     current_task: Cell<Option<Id>>,
     in_block_on: Cell<bool>,
+    /// The address of the runtime (`Shared`) whose stopped world this
+    /// thread is releasing, 0 if none (see [`release_quietly`]).
+    releasing: Cell<usize>,
 }
 
 impl Context {
@@ -29,6 +32,7 @@ impl Context {
             worker: RefCell::new(None),
             current_task: Cell::new(None),
             in_block_on: Cell::new(false),
+            releasing: Cell::new(0),
         }
     }
 }
@@ -61,6 +65,51 @@ pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&WorkerLocal>) -> R) -> R {
     }) {
         Ok(r) => r,
         Err(_) => (f.take().unwrap())(None),
+    }
+}
+
+/// Where a wake made on this thread for runtime `shared` goes.
+pub(crate) enum WakeTarget<'a> {
+    /// This thread is one of `shared`'s workers.
+    Worker(&'a WorkerLocal),
+    /// This thread is releasing `shared`'s stopped world: queue, wake no one.
+    Releasing,
+    /// Anywhere else: the injector, waking a worker if needed.
+    Elsewhere,
+}
+
+/// Runs `f` with where a wake made here for `shared` goes; one thread-local
+/// access, as the wake path needs.
+pub(crate) fn with_wake_target<R>(shared: &Shared, f: impl FnOnce(WakeTarget<'_>) -> R) -> R {
+    let mut f = Some(f);
+    match CONTEXT.try_with(|cx| {
+        let f = f.take().unwrap();
+        if cx.releasing.get() == shared as *const Shared as usize {
+            return f(WakeTarget::Releasing);
+        }
+        match cx.worker.borrow().as_deref() {
+            Some(w) if w.belongs_to(shared) => f(WakeTarget::Worker(w)),
+            _ => f(WakeTarget::Elsewhere),
+        }
+    }) {
+        Ok(r) => r,
+        Err(_) => (f.take().unwrap())(WakeTarget::Elsewhere),
+    }
+}
+
+/// Runs `release` (which wakes the tasks a stop held) so that those wakes
+/// only queue their tasks, in the injector, and wake no worker; the caller
+/// wakes workers afterwards. Waking a worker can hand this thread's CPU to
+/// the wakee at once (on a busy machine it often runs first), and every
+/// task not yet queued would stay held until this thread runs again:
+/// milliseconds, under load, added to the pause.
+pub(crate) fn release_quietly(shared: &Shared, release: impl FnOnce()) {
+    let prev = CONTEXT
+        .try_with(|cx| cx.releasing.replace(shared as *const Shared as usize))
+        .ok();
+    release();
+    if let Some(prev) = prev {
+        let _ = CONTEXT.try_with(|cx| cx.releasing.set(prev));
     }
 }
 

@@ -102,11 +102,15 @@ impl Shared {
                 return;
             }
         };
-        wakes.wake();
+        // Every released task is queued before any worker is woken (see
+        // `context::release_quietly`), so a wake that preempts this thread
+        // cannot keep the rest held.
+        crate::context::release_quietly(self, || wakes.wake());
         let wakes = self.check_all_idle(&mut self.idle.lock());
         wakes.wake();
-        // Work that arrived during the stop sits in the injector: wake
-        // enough workers to take it now rather than one at a time.
+        // The released tasks, and work that arrived during the stop, sit in
+        // the injector: wake enough workers to take it now rather than one
+        // at a time.
         self.notify_many(self.injector.len().min(self.remotes.len()));
     }
 }
@@ -122,5 +126,57 @@ impl fmt::Debug for StoppedWorld {
         f.debug_struct("StoppedWorld")
             .field("report", &self.report)
             .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::task::{Poll, Waker};
+    use std::time::{Duration, Instant};
+
+    use crate::sync::Mutex;
+
+    /// Waits (up to 10 s) until `cond` holds.
+    fn wait_for(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_quiet_release_queues_without_waking_a_worker() {
+        let rt = crate::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let shared = rt.handle().shared.clone();
+        let waker: Arc<Mutex<Option<Waker>>> = Arc::default();
+        let done = Arc::new(AtomicBool::new(false));
+        let (w, d) = (waker.clone(), done.clone());
+        let mut polled = false;
+        rt.spawn(std::future::poll_fn(move |cx| {
+            if polled {
+                d.store(true, Ordering::SeqCst);
+                return Poll::Ready(());
+            }
+            polled = true;
+            *w.lock() = Some(cx.waker().clone());
+            Poll::Pending
+        }));
+        wait_for("the task to block and the worker to park", || {
+            waker.lock().is_some() && shared.remotes[0].parked.load(Ordering::SeqCst)
+        });
+        let waker = waker.lock().take().unwrap();
+        crate::context::release_quietly(&shared, || waker.wake());
+        // Queued, and nobody woken: the worker is still parked.
+        assert_eq!(shared.injector.len(), 1);
+        assert!(shared.remotes[0].parked.load(Ordering::SeqCst));
+        assert!(!done.load(Ordering::SeqCst));
+        shared.notify_many(1);
+        wait_for("the released task to run", || done.load(Ordering::SeqCst));
     }
 }

@@ -22,7 +22,7 @@ use crossbeam_utils::CachePadded;
 use super::idle::{Idle, Inner, Parked};
 use super::park::Parker;
 use crate::blocking::BlockingPool;
-use crate::context;
+use crate::context::{self, WakeTarget};
 use crate::safepoint::barrier::{StopFlags, Wakes, STOPPED};
 use crate::safepoint::laggard::LaggardLog;
 use crate::sync::queue::{Injector, Stealer};
@@ -144,9 +144,13 @@ impl Shared {
         if self.flags.phase() == STOPPED {
             return self.schedule_while_stopped(task, yielded);
         }
-        let pushed_locally = context::with_worker(|w| match w {
-            Some(w) if w.belongs_to(self) => w.schedule_local(task, yielded),
-            _ => Err(task),
+        let pushed_locally = context::with_wake_target(self, |target| match target {
+            WakeTarget::Worker(w) => w.schedule_local(task, yielded),
+            WakeTarget::Releasing => {
+                self.injector.push(task);
+                Ok(())
+            }
+            WakeTarget::Elsewhere => Err(task),
         });
         if let Err(task) = pushed_locally {
             self.schedule_remote(task);
