@@ -19,9 +19,9 @@
 //!
 //! The server binary and the `kv` example use mimalloc as the global
 //! allocator (Redis, likewise, ships with jemalloc). With glibc's malloc a
-//! checkpoint under a saturating `SET` load at 5 M keys took 5-190 ms to
-//! stop, and the laggard report showed why: a worker *inside one poll* for
-//! 2-48 ms. The snapshot writer frees the nodes of the version it wrote,
+//! checkpoint under a saturating `SET` load at 5 M keys took up to 190 ms
+//! to stop (6 of 8 took over 5 ms), and the laggard report showed why: a
+//! worker *inside one poll* for 2-48 ms. The snapshot writer frees the nodes of the version it wrote,
 //! which the workers allocated; glibc frees them under the workers' arena
 //! lock, so a worker mid-`SET` waited on a (niced, often descheduled)
 //! writer thread, and the stop waited on that worker. mimalloc hands
