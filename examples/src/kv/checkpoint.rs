@@ -138,10 +138,8 @@ impl Controller {
             // preempting them, which on a small machine is what stretches
             // the next stop.
             let _background = BackgroundPriority::enter();
-            let written = snapshot::write(&dir, &shards, saved_at_ms);
-            // Freeing the old version is part of the background work too.
-            drop(shards);
-            written
+            // Frees the captured version shard by shard as it goes.
+            snapshot::write(&dir, shards, saved_at_ms)
         })
         .await;
         let write = write_started.elapsed();
