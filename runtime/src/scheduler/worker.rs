@@ -105,6 +105,8 @@ pub(crate) struct Worker {
     until_injector: u32,
     is_searching: bool,
     rng: u64,
+    /// Times the queue ran dry while yielded tasks waited (see
+    /// `STEAL_EVERY_DEFERRED_ROUNDS`).
     deferred_rounds: u32,
 }
 
