@@ -8,7 +8,7 @@
 #     5 M: SET key:<012 i> <VALUE_SIZE bytes>, loaded with `redis-cli --pipe`);
 #     ours takes SAVES checkpoints (SAVE) idle and then SAVES_LOADED while a
 #     redis-benchmark SET load runs over the same key space; the pause of each
-#     (stop request to resume, from the server's log) against Redis's
+#     (stop request to release, from the server's log) against Redis's
 #     `latest_fork_usec` after each of FORKS BGSAVEs.
 #
 # Usage (from anywhere; it runs in the repo root):
@@ -268,7 +268,7 @@ if [[ " $PARTS " == *" pause "* ]]; then
     stop "$REDIS_PID"
 
     echo
-    echo "checkpoint pause, µs (ours: stop request to resume, from the log; redis: latest_fork_usec per BGSAVE)"
+    echo "checkpoint pause, µs (ours: stop request to release, from the log; redis: latest_fork_usec per BGSAVE)"
     printf '%-9s %-22s %-24s %-22s %-24s %-22s %s\n' keys "ours idle p50/p99/max" "  time to stop p50/p99" \
         "ours loaded p50/p99/max" "  time to stop p50/p99" "redis fork p50/max" "memory ours/redis"
     for row in "${results[@]}"; do
