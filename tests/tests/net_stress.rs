@@ -9,26 +9,36 @@ use std::time::Duration;
 
 use safepoint_tests::{rt, watchdog};
 
+/// Starts a server (on the current runtime) that reads `N`-byte frames with
+/// `read_exact`, applies `reply` to each, and writes it back; returns its
+/// address. Replies go out a frame per write, so Nagle is off: otherwise a
+/// burst's second reply waits for the peer's delayed ACK (40 ms).
+async fn serve_frames<const N: usize>(reply: fn(&mut [u8; N])) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    safepoint::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            s.set_nodelay(true).unwrap();
+            safepoint::spawn(async move {
+                let mut frame = [0u8; N];
+                while s.read_exact(&mut frame).await.is_ok() {
+                    reply(&mut frame);
+                    if s.write_all(&frame).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
 #[test]
 fn echo_32_connections_many_rounds() {
     watchdog(Duration::from_secs(120), || {
         let rt = rt(4);
         let mut clients = rt.block_on(async {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            safepoint::spawn(async move {
-                while let Ok((mut s, _)) = listener.accept().await {
-                    s.set_nodelay(true).unwrap();
-                    safepoint::spawn(async move {
-                        let mut buf = [0u8; 64];
-                        while s.read_exact(&mut buf).await.is_ok() {
-                            if s.write_all(&buf).await.is_err() {
-                                return;
-                            }
-                        }
-                    });
-                }
-            });
+            let addr = serve_frames::<64>(|_| {}).await;
             let mut clients = Vec::new();
             for _ in 0..32 {
                 let s = TcpStream::connect(addr).await.unwrap();
@@ -74,25 +84,7 @@ fn exact_frames_in_bursts_and_pieces() {
     watchdog(Duration::from_secs(120), || {
         let rt = rt(3);
         rt.block_on(async {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            safepoint::spawn(async move {
-                while let Ok((mut s, _)) = listener.accept().await {
-                    // Replies go out a frame per write: without this, Nagle
-                    // holds each burst's second reply for the peer's delayed
-                    // ACK (40 ms).
-                    s.set_nodelay(true).unwrap();
-                    safepoint::spawn(async move {
-                        let mut frame = [0u8; 32];
-                        while s.read_exact(&mut frame).await.is_ok() {
-                            frame.reverse();
-                            if s.write_all(&frame).await.is_err() {
-                                return;
-                            }
-                        }
-                    });
-                }
-            });
+            let addr = serve_frames::<32>(|frame| frame.reverse()).await;
             let rounds = if cfg!(debug_assertions) { 300 } else { 3000 };
             let clients: Vec<_> = (0..8u64)
                 .map(|c| {
