@@ -56,19 +56,7 @@ pub(crate) fn try_current() -> Option<Handle> {
         .flatten()
 }
 
-/// Runs `f` with this thread's worker-local state, if it is a worker.
-pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&WorkerLocal>) -> R) -> R {
-    let mut f = Some(f);
-    match CONTEXT.try_with(|cx| {
-        let w = cx.worker.borrow();
-        (f.take().unwrap())(w.as_deref())
-    }) {
-        Ok(r) => r,
-        Err(_) => (f.take().unwrap())(None),
-    }
-}
-
-/// Where a wake made on this thread for runtime `shared` goes.
+/// Where a task woken or spawned on this thread for runtime `shared` goes.
 pub(crate) enum WakeTarget<'a> {
     /// This thread is one of `shared`'s workers.
     Worker(&'a WorkerLocal),
@@ -78,8 +66,8 @@ pub(crate) enum WakeTarget<'a> {
     Elsewhere,
 }
 
-/// Runs `f` with where a wake made here for `shared` goes; one thread-local
-/// access, as the wake path needs.
+/// Runs `f` with where a task woken or spawned here for `shared` goes; one
+/// thread-local access, as the wake and spawn paths need.
 pub(crate) fn with_wake_target<R>(shared: &Shared, f: impl FnOnce(WakeTarget<'_>) -> R) -> R {
     let mut f = Some(f);
     match CONTEXT.try_with(|cx| {

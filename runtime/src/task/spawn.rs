@@ -14,6 +14,7 @@ use async_task::WithInfo;
 use super::cell::{Registration, TaskFuture};
 use super::id::TaskMeta;
 use super::join::JoinHandle;
+use crate::context::WakeTarget;
 use crate::handle::Handle;
 use crate::sync::Arc;
 
@@ -61,12 +62,12 @@ where
         shared.injector.push(runnable);
         return JoinHandle::new(task);
     }
-    let on_worker = crate::context::with_worker(|w| match w {
-        Some(w) if w.belongs_to(shared) => {
+    let on_worker = crate::context::with_wake_target(shared, |target| match target {
+        WakeTarget::Worker(w) => {
             w.count_spawn();
             true
         }
-        _ => false,
+        WakeTarget::Releasing | WakeTarget::Elsewhere => false,
     });
     if on_worker {
         runnable.schedule();
