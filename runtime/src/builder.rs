@@ -180,8 +180,15 @@ impl Builder {
         self
     }
 
-    /// Ticks between non-blocking polls of the I/O driver by a busy worker
-    /// (default 61).
+    /// The most ticks between non-blocking polls of the I/O driver by a busy
+    /// worker (default 61, as tokio).
+    ///
+    /// Unlike tokio, the interval is an upper bound: while these polls keep
+    /// finding several ready tasks, a worker polls sooner (down to every 8
+    /// ticks, or `ticks` if that is smaller), and it backs off again after a
+    /// poll that finds nothing. Under heavy I/O the events then reach the
+    /// workers as they come instead of in bursts that leave cores idle; a
+    /// CPU-bound queue still pays one poll per `ticks` tasks.
     ///
     /// # Examples
     ///
