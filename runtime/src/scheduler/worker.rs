@@ -4,8 +4,9 @@
 //! (capped, so two tasks waking each other cannot starve the queue), then
 //! the local queue, every `global_queue_interval` ticks the injector first
 //! for fairness, then steal from a random victim in batches, then park. A
-//! busy worker polls the driver without blocking every `event_interval`
-//! ticks so a CPU-heavy queue never starves I/O. Tasks that yielded wait
+//! busy worker polls the driver without blocking at least every
+//! `event_interval` ticks so a CPU-heavy queue never starves I/O, and
+//! sooner while those polls keep finding events. Tasks that yielded wait
 //! until the queue and the injector are empty; a worker that has such tasks
 //! requeues them rather than stealing, except now and then.
 //!
