@@ -188,7 +188,8 @@ impl Builder {
     /// ticks, or `ticks` if that is smaller), and it backs off again after a
     /// poll that finds nothing. Under heavy I/O the events then reach the
     /// workers as they come instead of in bursts that leave cores idle; a
-    /// CPU-bound queue still pays one poll per `ticks` tasks.
+    /// CPU-bound queue still pays one poll per `ticks` tasks. While a stop
+    /// of the world is requested, polls keep to every `ticks` ticks.
     ///
     /// # Examples
     ///

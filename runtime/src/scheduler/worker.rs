@@ -195,7 +195,16 @@ impl Worker {
         self.until_driver -= 1;
         if self.until_driver == 0 {
             self.poll_driver();
-            self.until_driver = self.driver_interval;
+            // While a stop is requested the workers are draining towards
+            // it, and every task a poll finds is more to drain: polls go
+            // back to the longest interval (I/O is still polled, so a task
+            // that needs it to reach its safepoint gets it). Relaxed: a
+            // stale phase only picks the other interval for one round.
+            self.until_driver = if self.shared().flags.phase.load(Ordering::Relaxed) == RUNNING {
+                self.driver_interval
+            } else {
+                self.local.shared.config.event_interval
+            };
         }
         self.until_injector -= 1;
         if self.until_injector == 0 {
