@@ -372,6 +372,27 @@ fn a_pending_stop_keeps_polling_io_that_its_last_laggard_waits_for() {
             }
             safepoint().await;
         });
+        // A probe that passes safepoints until one of them holds it: the
+        // sign that the stop is requested.
+        let held = Arc::new(AtomicBool::new(false));
+        let hd = held.clone();
+        let probe = rt.spawn(async move {
+            loop {
+                let mut point = std::pin::pin!(safepoint());
+                let was_held = std::future::poll_fn(|cx| {
+                    let poll = point.as_mut().poll(cx);
+                    if poll.is_pending() {
+                        hd.store(true, SeqCst);
+                    }
+                    poll.map(|()| hd.load(SeqCst))
+                })
+                .await;
+                if was_held {
+                    return;
+                }
+                yield_now().await;
+            }
+        });
         assert!(wait_until(Duration::from_secs(10), || spinning.load(SeqCst)));
         let h = rt.handle().clone();
         let g = got.clone();
@@ -379,7 +400,8 @@ fn a_pending_stop_keeps_polling_io_that_its_last_laggard_waits_for() {
             let _world = h.stop_the_world_blocking();
             g.load(SeqCst)
         });
-        std::thread::sleep(Duration::from_millis(50));
+        assert!(wait_until(Duration::from_secs(10), || held.load(SeqCst)));
+        std::thread::sleep(Duration::from_millis(20));
         assert!(
             !stopper.is_finished(),
             "the world stopped while a task was short of its safepoint"
@@ -391,6 +413,7 @@ fn a_pending_stop_keeps_polling_io_that_its_last_laggard_waits_for() {
         );
         rt.block_on(reader).unwrap();
         rt.block_on(laggard).unwrap();
+        rt.block_on(probe).unwrap();
     });
 }
 
