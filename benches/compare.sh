@@ -87,7 +87,13 @@ else
     echo "(no paired results found under $crit)"
 fi
 
-if [[ -f "$logdir/safepoint.log" ]]; then
+# The safepoint-only figures, unless this run left that bench out (its log
+# would be an older run's).
+sp_log_current() {
+    [[ -f "$logdir/safepoint.log" ]] || return 1
+    [[ -n "${SKIP_RUN:-}" || ! -f "$stamp" || "$logdir/safepoint.log" -nt "$stamp" ]]
+}
+if sp_log_current; then
     echo
     echo "=== safepoint only ==="
     grep -E '^safepoint\(\)\.await' "$logdir/safepoint.log" || true
