@@ -8,6 +8,8 @@
 use std::io;
 use std::time::Duration;
 
+use crate::deterministic::Deterministic;
+use crate::flavor::Flavor;
 use crate::runtime::Runtime;
 use crate::scheduler::{worker, Config, Shared};
 use crate::sync::queue::Local;
@@ -318,8 +320,11 @@ impl Builder {
         let locals: Vec<Local<crate::scheduler::Task>> =
             (0..config.worker_threads).map(|_| Local::new()).collect();
         let stealers = locals.iter().map(|l| l.stealer()).collect();
-        let det = self.seed.map(crate::deterministic::Deterministic::new);
-        let shared = Arc::new(Shared::new(config, stealers, driver, det));
+        let flavor = match self.seed {
+            Some(seed) => Flavor::Deterministic(Deterministic::new(seed)),
+            None => Flavor::MultiThread,
+        };
+        let shared = Arc::new(Shared::new(config, stealers, driver, flavor));
         let threads = match worker::spawn_workers(&shared, locals) {
             Ok(t) => t,
             Err(e) => {

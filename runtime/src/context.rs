@@ -20,6 +20,9 @@ pub(crate) struct Context {
     worker: RefCell<Option<Rc<WorkerLocal>>>,
     current_task: Cell<Option<Id>>,
     in_block_on: Cell<bool>,
+    /// How many runtime contexts are entered on this thread: each guard
+    /// remembers its depth, so one dropped out of order is caught.
+    depth: Cell<usize>,
     /// The address of the runtime (`Shared`) whose stopped world this
     /// thread is releasing, 0 if none (see [`release_quietly`]).
     releasing: Cell<usize>,
@@ -32,6 +35,7 @@ impl Context {
             worker: RefCell::new(None),
             current_task: Cell::new(None),
             in_block_on: Cell::new(false),
+            depth: Cell::new(0),
             releasing: Cell::new(0),
         }
     }
@@ -123,21 +127,60 @@ pub(crate) fn set_current_task(id: Option<Id>) -> Option<Id> {
 
 /// Restores the previous runtime context when dropped.
 pub(crate) struct EnterGuard {
-    prev: Option<Handle>,
+    /// `None` when this thread's locals were already torn down at `enter`
+    /// (a runtime dropped from a thread-local destructor): then nothing was
+    /// entered and there is nothing to restore.
+    entered: Option<Entered>,
     _io: Option<safepoint_io::driver::EnterGuard>,
 }
 
+struct Entered {
+    prev: Option<Handle>,
+    depth: usize,
+}
+
 /// Makes `handle` this thread's current runtime until the guard drops.
+///
+/// During thread teardown (the thread-local is gone) this enters nothing
+/// rather than panicking: the caller still runs, only without a current
+/// runtime, as tokio degrades there.
 pub(crate) fn enter(handle: &Handle) -> EnterGuard {
-    let io = handle.shared.io.as_ref().map(|io| io.enter());
-    let prev = CONTEXT.with(|cx| cx.handle.replace(Some(handle.clone())));
-    EnterGuard { prev, _io: io }
+    let io = handle.shared.io.as_ref().and_then(|io| io.try_enter());
+    let entered = CONTEXT
+        .try_with(|cx| {
+            let depth = cx.depth.get() + 1;
+            cx.depth.set(depth);
+            Entered {
+                prev: cx.handle.replace(Some(handle.clone())),
+                depth,
+            }
+        })
+        .ok();
+    EnterGuard { entered, _io: io }
 }
 
 impl Drop for EnterGuard {
     fn drop(&mut self) {
-        let prev = self.prev.take();
-        let _ = CONTEXT.try_with(|cx| *cx.handle.borrow_mut() = prev);
+        let Some(entered) = self.entered.take() else {
+            return;
+        };
+        let in_order = CONTEXT
+            .try_with(|cx| {
+                if cx.depth.get() != entered.depth {
+                    return false;
+                }
+                cx.depth.set(entered.depth - 1);
+                *cx.handle.borrow_mut() = entered.prev;
+                true
+            })
+            // Torn down meanwhile: nothing left to restore.
+            .unwrap_or(true);
+        if !in_order && !std::thread::panicking() {
+            panic!(
+                "EnterGuard values dropped out of order: guards returned by Runtime::enter / \
+                 Handle::enter must be dropped in the reverse order they were acquired"
+            );
+        }
     }
 }
 
@@ -145,7 +188,7 @@ impl Drop for EnterGuard {
 pub(crate) struct WorkerGuard;
 
 pub(crate) fn enter_worker(local: Rc<WorkerLocal>) -> WorkerGuard {
-    CONTEXT.with(|cx| *cx.worker.borrow_mut() = Some(local));
+    let _ = CONTEXT.try_with(|cx| *cx.worker.borrow_mut() = Some(local));
     WorkerGuard
 }
 
@@ -166,14 +209,15 @@ pub(crate) struct BlockOnGuard;
 /// blocking wait there would stall every task queued behind it.
 pub(crate) fn enter_block_on(what: &str) -> BlockOnGuard {
     assert_may_block(what, "`.await` the future instead");
-    CONTEXT.with(|cx| {
-        if cx.in_block_on.replace(true) {
-            panic!(
-                "{what} called inside `block_on`: a runtime cannot be blocked on from within \
-                 a future it is already blocking on; `.await` the future instead"
-            );
-        }
-    });
+    if CONTEXT
+        .try_with(|cx| cx.in_block_on.replace(true))
+        .unwrap_or(false)
+    {
+        panic!(
+            "{what} called inside `block_on`: a runtime cannot be blocked on from within \
+             a future it is already blocking on; `.await` the future instead"
+        );
+    }
     BlockOnGuard
 }
 
@@ -183,10 +227,15 @@ impl Drop for BlockOnGuard {
     }
 }
 
+/// Whether this thread is inside `block_on`.
+pub(crate) fn is_in_block_on() -> bool {
+    CONTEXT.try_with(|cx| cx.in_block_on.get()).unwrap_or(false)
+}
+
 /// Panics if this thread is inside `block_on`: a blocking wait for the world
 /// to stop (or go idle) there waits for the very future it blocks.
 pub(crate) fn assert_not_in_block_on(what: &str, instead: &str) {
-    if CONTEXT.try_with(|cx| cx.in_block_on.get()).unwrap_or(false) {
+    if is_in_block_on() {
         panic!(
             "{what} called inside `block_on`: it would wait for the future it is blocking, \
              forever; {instead}"

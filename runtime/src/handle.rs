@@ -156,7 +156,7 @@ impl Handle {
     /// ```
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        crate::block_on::block_on(self, future, Location::caller())
+        crate::flavor::block_on(self, future, Location::caller())
     }
 
     /// Stops the world, from a task: resolves when every other task is at

@@ -41,6 +41,7 @@ mod blocking;
 mod builder;
 mod context;
 mod deterministic;
+mod flavor;
 mod handle;
 mod metrics;
 mod runtime;
@@ -48,6 +49,12 @@ mod safepoint;
 mod scheduler;
 mod sync;
 pub mod task;
+
+/// The safepoint protocol: what holds, point by point. The code's comments
+/// cite these points ("protocol point N").
+pub mod protocol {
+    #![doc = include_str!("../PROTOCOL.md")]
+}
 
 pub use builder::Builder;
 pub use handle::{EnterGuard, Handle};

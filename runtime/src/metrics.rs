@@ -70,11 +70,10 @@ pub(crate) fn collect(shared: &Shared) -> RuntimeMetrics {
         m.parks += r.stats.parks.get();
         m.local_spawns += r.stats.spawned.get();
     }
-    let inner = shared.idle.lock();
-    let stats = &inner.barrier.stats;
+    let stats = shared.census.stats();
     m.stops = stats.stops;
-    m.ttsp_p50 = stats.ttsp_quantile(0.5);
-    m.ttsp_p99 = stats.ttsp_quantile(0.99);
+    m.ttsp_p50 = stats.ttsp_p50;
+    m.ttsp_p99 = stats.ttsp_p99;
     m.ttsp_max = stats.ttsp_max;
     m.stopped_total = stats.stopped_total;
     m

@@ -77,7 +77,7 @@ impl Runtime {
     /// ```
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        crate::block_on::block_on(&self.handle, future, Location::caller())
+        crate::flavor::block_on(&self.handle, future, Location::caller())
     }
 
     /// Spawns a task; see [`crate::spawn`].
@@ -221,7 +221,7 @@ impl Runtime {
     fn deterministic(&self, what: &str) -> &Shared {
         let shared = &*self.handle.shared;
         assert!(
-            shared.det.is_some(),
+            shared.flavor.deterministic().is_some(),
             "Runtime::{what} drives the deterministic flavour only \
              (Builder::new_deterministic(seed)); the multi-thread runtime's workers run on their own"
         );
@@ -291,7 +291,7 @@ impl Runtime {
 fn drop_all_tasks(shared: &Shared) {
     loop {
         // A requester woken from the registry below lands in the slot again.
-        drop(shared.take_requester_runnable());
+        drop(shared.census.take_requester_runnable());
         while let Some(task) = shared.injector.pop() {
             drop(task);
         }
@@ -304,7 +304,7 @@ fn drop_all_tasks(shared: &Shared) {
             w.wake();
         }
         let mut dropped_any = false;
-        if let Some(task) = shared.take_requester_runnable() {
+        if let Some(task) = shared.census.take_requester_runnable() {
             drop(task);
             dropped_any = true;
         }
@@ -327,6 +327,14 @@ impl Drop for Runtime {
                 "dropping a Runtime",
                 "drop it from outside the runtime, or use `shutdown_timeout`",
             );
+            if crate::context::is_in_block_on() {
+                panic!(
+                    "Cannot drop a runtime in a context where blocking is not allowed: dropping \
+                     a Runtime inside `block_on` waits for its workers while the future being \
+                     blocked on is held up; drop it outside, or move it to a blocking-pool \
+                     thread (`spawn_blocking`)"
+                );
+            }
         }
         self.shutdown(None);
     }

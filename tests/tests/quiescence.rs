@@ -1,7 +1,7 @@
 //! Quiescence: `run_until_blocked` returns exactly when every task is
-//! blocked or finished (the seed scenario of
-//! shared/seeds/run-until-all-tasks-blocked.md: a task waiting on an event,
-//! poke it from the test, run again), never while a task is runnable;
+//! blocked or finished (the asyncio testing pattern "run the loop until
+//! every task is blocked": a task waiting on an event, poke it from the
+//! test, run again), never while a task is runnable;
 //! `task::wait_all_blocked().await` from a task and from `block_on`; a
 //! pipeline driven one message at a time; misuse on a worker panics.
 

@@ -45,6 +45,16 @@ pub(crate) fn enter(handle: Handle) -> EnterGuard {
     }
 }
 
+/// `enter`, or `None` once this thread's locals are torn down (a runtime
+/// dropped from a thread-local destructor must not panic).
+pub(crate) fn try_enter(handle: Handle) -> Option<EnterGuard> {
+    let prev = CURRENT.try_with(|c| c.borrow_mut().replace(handle)).ok()?;
+    Some(EnterGuard {
+        prev,
+        _not_send: PhantomData,
+    })
+}
+
 impl Drop for EnterGuard {
     fn drop(&mut self) {
         let prev = self.prev.take();

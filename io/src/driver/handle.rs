@@ -132,6 +132,23 @@ impl Handle {
         context::enter(self.clone())
     }
 
+    /// Like [`Handle::enter`], but `None` instead of a panic when called
+    /// during thread teardown, after this thread's locals are destroyed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use safepoint_io::driver::{Config, Driver, Handle};
+    ///
+    /// let driver = Driver::new(Config::default()).unwrap();
+    /// let guard = driver.handle().try_enter().expect("thread is alive");
+    /// assert!(Handle::try_current().is_some());
+    /// drop(guard);
+    /// ```
+    pub fn try_enter(&self) -> Option<context::EnterGuard> {
+        context::try_enter(self.clone())
+    }
+
     /// The current thread's driver handle, if a runtime entered one.
     pub fn try_current() -> Option<Handle> {
         context::try_current()

@@ -24,6 +24,9 @@ pub(crate) struct BlockingPool {
     max_threads: usize,
     keep_alive: Duration,
     thread_name: String,
+    /// Interrupted after every job (the deterministic flavour's runner may
+    /// be waiting in the driver for the job to finish).
+    interrupt_on_job_done: Option<safepoint_io::driver::Handle>,
 }
 
 struct State {
@@ -38,7 +41,10 @@ struct State {
 }
 
 impl BlockingPool {
-    pub(crate) fn new(config: &Config) -> BlockingPool {
+    pub(crate) fn new(
+        config: &Config,
+        interrupt_on_job_done: Option<safepoint_io::driver::Handle>,
+    ) -> BlockingPool {
         BlockingPool {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -53,6 +59,7 @@ impl BlockingPool {
             max_threads: config.max_blocking_threads,
             keep_alive: config.thread_keep_alive,
             thread_name: format!("{}-blocking", config.thread_name),
+            interrupt_on_job_done,
         }
     }
 
@@ -108,6 +115,9 @@ impl BlockingPool {
             if let Some(job) = state.queue.pop_front() {
                 drop(state);
                 job.run();
+                if let Some(io) = &self.interrupt_on_job_done {
+                    io.unpark();
+                }
                 state = self.state.lock();
                 continue;
             }

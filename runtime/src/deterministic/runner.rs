@@ -8,11 +8,15 @@
 //!
 //! Everything else is the multi-thread runtime's code: the task cell, the
 //! join handles, the registry, the driver (with a virtual clock) and the
-//! safepoint barrier, whose census sees no workers and counts a round as a
-//! `block_on` poll, so stops and quiescence work unchanged.
+//! safepoint census, which sees no workers and counts a round as it counts
+//! a `block_on` poll, so stops and quiescence work unchanged.
+//!
+//! The caller's own future (`block_on`'s) is polled whenever it is woken,
+//! and every poll of it is followed by a round, so a future that yields in
+//! a loop still lets the tasks run.
 //!
 //! Virtual time moves only when everything is blocked and nothing waits on
-//! real I/O (design.md point 9): the clock then jumps to the next timer.
+//! real I/O (protocol point 9): the clock then jumps to the next timer.
 //! With I/O in flight the runner waits for the OS instead, so a timeout
 //! cannot fire while a reply is still on its way (tokio's auto-advance does
 //! that). When `block_on`'s future can never finish (all blocked, no timer,
@@ -27,14 +31,16 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use super::rng::Rng;
+use crate::block_on::{assert_not_holding_world, Polling, Registered};
 use crate::context;
 use crate::handle::Handle;
-use crate::safepoint::barrier::STOPPED;
+use crate::safepoint::census::{BeginPoll, BlockOnSlot, Routed};
+use crate::safepoint::flags::STOPPED;
 use crate::scheduler::{Shared, Task};
 use crate::sync::Mutex;
 use crate::task::Id;
 
-/// The deterministic flavour's own state inside `Shared`.
+/// The deterministic flavour's own state.
 pub(crate) struct Deterministic {
     seed: u64,
     rng: Mutex<Rng>,
@@ -53,73 +59,64 @@ impl Deterministic {
     }
 }
 
-impl Shared {
-    /// async-task's schedule function under the deterministic flavour: the
-    /// task waits in the run queue for the next round. While the world is
-    /// stopped, only the requester is set aside to run.
-    pub(crate) fn schedule_deterministic(&self, task: Task) {
-        if self.flags.phase() == STOPPED {
-            let mut inner = self.idle.lock();
-            if inner.barrier.is_stopped() && inner.barrier.is_requester(Some(task.metadata().id)) {
-                inner.barrier.set_requester_runnable(task);
-                drop(inner);
-                self.interrupt_driver();
-                return;
-            }
+/// async-task's schedule function under the deterministic flavour: the
+/// task waits in the run queue for the next round. While the world is
+/// stopped, only the requester is set aside to run; other wakes are kept
+/// (protocol point 3).
+pub(crate) fn schedule(shared: &Shared, task: Task) {
+    if shared.census.flags().phase() == STOPPED {
+        if let Routed::Resumed(task) = shared
+            .census
+            .route_while_stopped(task, |task| shared.injector.push(task))
+        {
+            shared.injector.push(task);
         }
-        self.injector.push(task);
-        // A wake from another thread (a blocking job, a signal) must reach
-        // a caller that is waiting in the driver.
-        self.interrupt_driver();
-    }
-
-    fn interrupt_driver(&self) {
-        if let Some(io) = &self.io {
-            io.unpark();
+    } else {
+        let id = task.metadata().id;
+        shared.injector.push(task);
+        // A wake of the requester from another thread that raced the stop's
+        // declaration (see `Census::rescue_requester`).
+        crate::sync::fence(crate::sync::Ordering::SeqCst);
+        if shared.census.may_be_requester(id) {
+            shared.rescue_requester(id);
         }
     }
+    // A wake from another thread (a blocking job, a signal) must reach a
+    // caller that is waiting in the driver.
+    shared.interrupt_driver();
 }
 
 fn det(shared: &Shared) -> &Deterministic {
     shared
-        .det
-        .as_ref()
+        .flavor
+        .deterministic()
         .expect("only the deterministic flavour drives rounds")
 }
 
-/// Polls the driver without blocking, so ready I/O and due timers wake
-/// their tasks before a round is taken.
+/// Turns the driver, so ready I/O and due timers wake their tasks.
 fn poll_driver(shared: &Shared, timeout: Option<Duration>) {
     if let Some(driver) = &shared.driver {
         driver.lock().turn(timeout);
     }
 }
 
-/// Counts the caller as polling (nothing is idle while a round runs) and,
-/// when the round ends, lets the census declare stops and quiescence.
-struct Polling<'a>(&'a Shared);
+/// Counts a round as running (protocol point 11: nothing is idle while a
+/// round runs) and, when it ends, lets the census declare stops and
+/// quiescence.
+struct Round<'a>(&'a Shared);
 
-impl<'a> Polling<'a> {
-    fn enter(shared: &'a Shared) -> Polling<'a> {
-        shared.idle.lock().block_on_active += 1;
-        Polling(shared)
-    }
-
-    /// For a caller that already counted itself, under the same lock as a
-    /// check it made (so no stop can be declared in between).
-    fn counted(shared: &'a Shared) -> Polling<'a> {
-        Polling(shared)
+impl<'a> Round<'a> {
+    fn begin(shared: &'a Shared) -> Round<'a> {
+        shared.census.begin_round();
+        Round(shared)
     }
 }
 
-impl Drop for Polling<'_> {
+impl Drop for Round<'_> {
     fn drop(&mut self) {
-        let wakes = {
-            let mut inner = self.0.idle.lock();
-            inner.block_on_active -= 1;
-            self.0.check_all_idle(&mut inner)
-        };
-        wakes.wake();
+        let shared = self.0;
+        let wakes = shared.census.end_active(|| shared.has_visible_work());
+        shared.deliver(wakes);
     }
 }
 
@@ -127,22 +124,21 @@ impl Drop for Polling<'_> {
 /// Returns how many were polled.
 pub(crate) fn step(shared: &Shared) -> usize {
     poll_driver(shared, Some(Duration::ZERO));
-    // Count the round as polling *before* looking at the phase and taking
+    // Count the round as running *before* looking at the phase and taking
     // the batch: a stop requested from another thread cannot then be
     // declared between our look and our polls.
-    let polling = Polling::enter(shared);
+    let _round = Round::begin(shared);
     let mut batch: Vec<Task> = Vec::new();
-    if shared.flags.phase() == STOPPED {
-        batch.extend(shared.take_requester_runnable());
+    if shared.census.flags().phase() == STOPPED {
+        batch.extend(shared.census.take_requester_runnable());
     } else {
         while let Some(task) = shared.injector.pop() {
             batch.push(task);
         }
     }
     if batch.is_empty() {
-        // Nothing to poll; dropping the guard lets the census declare what
-        // is due (a stop, quiescence).
-        drop(polling);
+        // Nothing to poll; ending the round lets the census declare what is
+        // due (a stop, quiescence).
         return 0;
     }
     det(shared).rng.lock().shuffle(&mut batch);
@@ -183,11 +179,13 @@ pub(crate) fn advance(shared: &Shared, d: Duration) {
     run_until_blocked(shared);
 }
 
-/// Wakes the caller's own future: a flag (the runner looks at it between
-/// rounds) plus a driver interrupt for wakes from other threads.
+/// Wakes the caller's own future: counts it runnable in the census
+/// (protocol point 11), raises the flag the runner looks at between rounds,
+/// and interrupts the driver for wakes from other threads.
 struct MainWaker {
     woken: AtomicBool,
-    io: Option<safepoint_io::driver::Handle>,
+    shared: crate::sync::Arc<Shared>,
+    slot: StdArc<BlockOnSlot>,
 }
 
 impl Wake for MainWaker {
@@ -195,10 +193,9 @@ impl Wake for MainWaker {
         self.wake_by_ref();
     }
     fn wake_by_ref(self: &StdArc<Self>) {
+        self.shared.census.count_wake(&self.slot);
         self.woken.store(true, StdOrdering::Release);
-        if let Some(io) = &self.io {
-            io.unpark();
-        }
+        self.shared.interrupt_driver();
     }
 }
 
@@ -208,24 +205,31 @@ pub(crate) fn block_on<F: Future>(
     location: &'static Location<'static>,
 ) -> F::Output {
     let _block_on = context::enter_block_on("Runtime::block_on");
-    let _enter = context::enter(handle);
     let shared = &*handle.shared;
+    assert_not_holding_world(shared);
+    let _enter = context::enter(handle);
     let seed = det(shared).seed;
     let id = shared.next_id();
-    shared.idle.lock().block_on_count += 1;
-    let _count = BlockOnCount(shared);
+    let registered = Registered::new(shared, id, location);
     let main = StdArc::new(MainWaker {
         woken: AtomicBool::new(true),
-        io: shared.io.clone(),
+        shared: handle.shared.clone(),
+        slot: registered.slot.clone(),
     });
     let waker = Waker::from(main.clone());
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
     loop {
         if main.woken.swap(false, StdOrdering::AcqRel) {
-            if let Some(out) = poll_main(shared, id, &waker, &mut future, &mut cx, seed) {
+            if let Some(out) =
+                poll_main(shared, &registered.slot, &waker, &mut future, &mut cx, seed)
+            {
                 return out;
             }
+            // A round after every poll of the caller's future, woken or not:
+            // a future that yields in a loop lets every runnable task run
+            // once per yield instead of starving them.
+            step(shared);
             continue;
         }
         if step(shared) > 0 || main.woken.load(StdOrdering::Acquire) {
@@ -239,14 +243,15 @@ pub(crate) fn block_on<F: Future>(
         let (threads, idle, queued) = shared.blocking.counts();
         let blocking_busy = threads - idle + queued > 0;
         if io.io_waiters() > 0 || blocking_busy {
-            // Real I/O or a blocking job is in flight: wait for the OS,
-            // never skip virtual time past it.
+            // Real I/O or a blocking job is in flight: wait for the OS (a
+            // finished job interrupts the wait), never skip virtual time
+            // past it (protocol point 9).
             poll_driver(shared, None);
             continue;
         }
-        if shared.idle.lock().barrier.stopped_for_outside_thread() {
+        if shared.census.stopped_for_outside_thread() {
             // Stopped by a thread outside the runtime: only its resume can
-            // change anything, and it will interrupt the driver.
+            // change anything, and it interrupts the driver.
             poll_driver(shared, None);
             continue;
         }
@@ -263,25 +268,22 @@ pub(crate) fn block_on<F: Future>(
 /// else. A panic is re-raised with the seed in its message.
 fn poll_main<F: Future>(
     shared: &Shared,
-    id: Id,
+    slot: &BlockOnSlot,
     waker: &Waker,
     future: &mut std::pin::Pin<&mut F>,
     cx: &mut Context<'_>,
     seed: u64,
 ) -> Option<F::Output> {
-    {
-        let mut inner = shared.idle.lock();
-        if inner.barrier.is_stopped() && !inner.barrier.is_requester(Some(id)) {
-            inner.barrier.hold(waker.clone());
-            return None;
-        }
-        inner.block_on_active += 1;
+    if let BeginPoll::Held = shared.census.begin_block_on_poll(slot, waker) {
+        return None;
     }
-    let polling = Polling::counted(shared);
-    let prev = context::set_current_task(Some(id));
-    let poll = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
-    context::set_current_task(prev);
-    drop(polling);
+    let poll = {
+        let _polling = Polling::begin(shared, slot);
+        let prev = context::set_current_task(Some(slot.id));
+        let poll = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
+        context::set_current_task(prev);
+        poll
+    };
     match poll {
         Ok(Poll::Ready(out)) => Some(out),
         Ok(Poll::Pending) => None,
@@ -323,12 +325,4 @@ fn deadlock_report(
         }
     }
     s
-}
-
-struct BlockOnCount<'a>(&'a Shared);
-
-impl Drop for BlockOnCount<'_> {
-    fn drop(&mut self) {
-        self.0.idle.lock().block_on_count -= 1;
-    }
 }

@@ -1,71 +1,28 @@
 //! The barrier's state machine: Running → Requested → Stopped → Running.
 //!
-//! `Barrier` lives inside the scheduler's census lock (`scheduler::idle`), so
-//! every transition here is atomic with the worker counts it depends on:
-//! "the last participant went idle while a stop was requested" and "the
-//! world is now stopped" are one step, and a wake that takes the lock after
-//! that step sees the world stopped and keeps its task queued (protocol
-//! point 3). Methods return the wakers to call; callers call them after
-//! releasing the lock.
+//! Pure state: no atomics, no locks, no clock reads (times are passed in).
+//! The census (`census.rs`) keeps it under its lock together with the
+//! worker counts, and mirrors its phase into the lock-free flags after each
+//! transition; this file only decides. That keeps the rules readable and
+//! unit-testable on their own (see the tests at the bottom).
 //!
-//! Requesters are served one at a time in arrival order (point 5): each gets
-//! a ticket, the head of the queue is *active*, and finishing (resume,
-//! withdrawal) hands the barrier straight to the next ticket so no later
-//! requester can overtake it.
+//! Requesters are served one at a time in arrival order (protocol point 5):
+//! each gets a ticket, the head of the line is *active*. Ending the active
+//! request (resume or withdrawal) does not activate the next one: the census
+//! first queues the tasks the ending request releases, and only then calls
+//! [`Barrier::activate_next`] (protocol point 5, hand-over). A requester arriving in
+//! between finds the line non-empty and queues behind it, so order holds.
 //!
-//! Lock-free mirrors of the phase (`StopFlags`) let hot paths ask "is a stop
-//! pending?" with one load: `safepoint()`, the scheduler's wake path and the
-//! workers' laggard bookkeeping.
+//! The barrier is generic over the runnable it keeps for the requester
+//! (`R`), so the tests can use plain numbers.
 
 use std::collections::VecDeque;
 use std::task::Waker;
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use async_task::Runnable;
-
 use super::stats::StopStats;
-use crate::sync::{AtomicU64, AtomicUsize, Ordering};
-use crate::task::{Id, TaskMeta};
-
-pub(crate) const RUNNING: usize = 0;
-pub(crate) const REQUESTED: usize = 1;
-pub(crate) const STOPPED: usize = 2;
-
-/// How many runtimes in this process have a stop requested or in force.
-/// `safepoint()` reads only this when it is zero: one atomic load, no
-/// thread-local lookup. It is a `std` atomic even under loom because loom
-/// atomics cannot live in statics; under loom `safepoint()` skips it and
-/// reads the runtime's own (loom) flag, so the models check the real order.
-pub(crate) static STOPS_IN_PROCESS: std::sync::atomic::AtomicUsize =
-    std::sync::atomic::AtomicUsize::new(0);
-
-/// The lock-free view of the barrier.
-pub(crate) struct StopFlags {
-    /// RUNNING, REQUESTED or STOPPED. Written under the census lock with
-    /// Release; read with Acquire by the wake path, so a reader that sees
-    /// STOPPED and then takes the lock finds the barrier stopped or resumed.
-    pub(crate) phase: AtomicUsize,
-    /// Incremented each time a request becomes active; workers tag laggard
-    /// records with it so records from an earlier stop are not reported.
-    pub(crate) generation: AtomicU64,
-}
-
-impl StopFlags {
-    pub(crate) fn new() -> StopFlags {
-        StopFlags {
-            phase: AtomicUsize::new(RUNNING),
-            generation: AtomicU64::new(0),
-        }
-    }
-
-    pub(crate) fn phase(&self) -> usize {
-        self.phase.load(Ordering::Acquire)
-    }
-
-    fn set(&self, phase: usize) {
-        self.phase.store(phase, Ordering::Release);
-    }
-}
+use crate::task::Id;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -74,74 +31,79 @@ pub(crate) enum Phase {
     Stopped,
 }
 
-/// The request currently being served.
+/// Who asked for a stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Requester {
+    /// A task, or a `block_on` future, of this runtime.
+    Task(Id),
+    /// A thread outside the runtime blocked until the stop
+    /// (`stop_the_world_blocking`): it holds the world once stopped, and
+    /// protocol point 14 needs to know which thread that is.
+    Thread(ThreadId),
+    /// A future polled outside this runtime (another runtime's task, another
+    /// executor), not tied to a thread.
+    Outside,
+}
+
+/// The request being served.
 struct Active {
     ticket: u64,
-    /// The requesting task (or `block_on` future); `None` for a thread
-    /// outside the runtime.
-    requester: Option<Id>,
+    requester: Requester,
     waker: Option<Waker>,
     requested_at: Instant,
     stopped_at: Option<Instant>,
+    /// Each worker's poll count when the request became active: a worker
+    /// whose count has not moved since, and that is polling, has been in
+    /// one poll since before the request (protocol point 6).
+    polls_at_request: Vec<u64>,
 }
 
 struct Queued {
     ticket: u64,
-    requester: Option<Id>,
+    requester: Requester,
     waker: Waker,
 }
 
-/// What a transition asks the caller to wake once the lock is released.
-#[derive(Default)]
-pub(crate) struct Wakes {
+/// What ending a request releases: the caller queues all of it before it
+/// wakes any worker (protocol point 4).
+pub(crate) struct Released<R> {
     pub(crate) wakers: Vec<Waker>,
-    /// Runnables to hand back to the scheduler. A runnable is never dropped
-    /// under the lock: async-task cancels a task whose runnable is dropped,
-    /// and wakes its awaiter right there, which would re-enter the lock.
-    pub(crate) runnables: Vec<Runnable<TaskMeta>>,
+    /// The requester, if it was woken while stopped and never ran.
+    pub(crate) requester: Option<R>,
 }
 
-impl Wakes {
-    pub(crate) fn wake(self) {
-        for r in self.runnables {
-            r.schedule();
-        }
-        for w in self.wakers {
-            w.wake();
-        }
-    }
-    pub(crate) fn is_empty(&self) -> bool {
-        self.wakers.is_empty() && self.runnables.is_empty()
-    }
-}
-
-pub(crate) struct Barrier {
+pub(crate) struct Barrier<R> {
     phase: Phase,
     active: Option<Active>,
     queue: VecDeque<Queued>,
     next_ticket: u64,
     generation: u64,
+    /// Between `finish` and `activate_next`: the released tasks are being
+    /// queued, and no request may become active yet, not even one arriving
+    /// to an empty line.
+    handing_over: bool,
     /// Tasks parked in `safepoint().await` during the current stop.
     safepoint_waiters: Vec<Waker>,
     at_safepoint: usize,
     /// `block_on` futures woken while stopped, released on resume.
     held: Vec<Waker>,
     /// The requester's runnable when it is woken while the world is stopped:
-    /// the one task a worker may run then.
-    requester_slot: Option<Runnable<TaskMeta>>,
+    /// the one task a worker may run then (protocol point 3).
+    requester_slot: Option<R>,
     quiescence_waiters: Vec<Waker>,
     quiescence_epoch: u64,
     pub(crate) stats: StopStats,
 }
 
-impl Barrier {
-    pub(crate) fn new() -> Barrier {
+impl<R> Barrier<R> {
+    pub(crate) fn new() -> Barrier<R> {
         Barrier {
             phase: Phase::Running,
             active: None,
             queue: VecDeque::new(),
             next_ticket: 0,
             generation: 0,
+            handing_over: false,
             safepoint_waiters: Vec::new(),
             at_safepoint: 0,
             held: Vec::new(),
@@ -164,15 +126,35 @@ impl Barrier {
         self.generation
     }
 
-    /// Whether `id` is the active requester.
+    /// Whether task `id` is the active requester.
     pub(crate) fn is_requester(&self, id: Option<Id>) -> bool {
-        id.is_some() && self.active.as_ref().is_some_and(|a| a.requester == id)
+        match id {
+            Some(id) => self
+                .active
+                .as_ref()
+                .is_some_and(|a| a.requester == Requester::Task(id)),
+            None => false,
+        }
+    }
+
+    /// The active request's requester.
+    pub(crate) fn requester(&self) -> Option<Requester> {
+        self.active.as_ref().map(|a| a.requester)
     }
 
     /// Whether the world is stopped for a thread outside the runtime (so
     /// only that thread's resume can end it).
     pub(crate) fn stopped_for_outside_thread(&self) -> bool {
-        self.phase == Phase::Stopped && self.active.as_ref().is_some_and(|a| a.requester.is_none())
+        self.phase == Phase::Stopped
+            && matches!(
+                self.requester(),
+                Some(Requester::Thread(_) | Requester::Outside)
+            )
+    }
+
+    /// Whether thread `thread` holds the world stopped (protocol point 14).
+    pub(crate) fn stopped_by_thread(&self, thread: ThreadId) -> bool {
+        self.phase == Phase::Stopped && self.requester() == Some(Requester::Thread(thread))
     }
 
     pub(crate) fn active_ticket(&self) -> Option<u64> {
@@ -183,24 +165,31 @@ impl Barrier {
         self.active.as_ref().map(|a| a.requested_at)
     }
 
+    pub(crate) fn polls_at_request(&self) -> &[u64] {
+        self.active
+            .as_ref()
+            .map(|a| a.polls_at_request.as_slice())
+            .unwrap_or(&[])
+    }
+
     pub(crate) fn at_safepoint(&self) -> usize {
         self.at_safepoint
     }
 
     /// Files a request. Returns its ticket and whether it became active
-    /// right away (no stop in progress and nobody queued).
+    /// right away (nothing in progress and nobody in line). `polls` is read
+    /// only if it does.
     pub(crate) fn enqueue(
         &mut self,
-        flags: &StopFlags,
-        requester: Option<Id>,
+        requester: Requester,
         waker: Waker,
         now: Instant,
+        polls: impl FnOnce() -> Vec<u64>,
     ) -> (u64, bool) {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
-        if self.active.is_none() {
-            debug_assert!(self.queue.is_empty());
-            self.activate(flags, ticket, requester, Some(waker), now);
+        if self.active.is_none() && self.queue.is_empty() && !self.handing_over {
+            self.activate(ticket, requester, Some(waker), now, polls());
             (ticket, true)
         } else {
             self.queue.push_back(Queued {
@@ -227,12 +216,13 @@ impl Barrier {
 
     fn activate(
         &mut self,
-        flags: &StopFlags,
         ticket: u64,
-        requester: Option<Id>,
+        requester: Requester,
         waker: Option<Waker>,
         now: Instant,
+        polls_at_request: Vec<u64>,
     ) {
+        debug_assert_eq!(self.phase, Phase::Running);
         self.phase = Phase::Requested;
         self.generation += 1;
         self.at_safepoint = 0;
@@ -242,33 +232,39 @@ impl Barrier {
             waker,
             requested_at: now,
             stopped_at: None,
+            polls_at_request,
         });
-        flags.generation.store(self.generation, Ordering::Relaxed);
-        STOPS_IN_PROCESS.fetch_add(1, Ordering::SeqCst);
-        flags.set(REQUESTED);
     }
 
-    /// Every participant is idle (workers parked, no `block_on` polling, the
-    /// injector empty). Declares the stop if one is requested and wakes
-    /// quiescence waiters. Returns what to wake.
-    pub(crate) fn on_all_idle(&mut self, flags: &StopFlags, now: Instant) -> Wakes {
-        let mut wakes = Wakes::default();
-        if !self.quiescence_waiters.is_empty() {
-            self.quiescence_epoch += 1;
-            wakes.wakers.append(&mut self.quiescence_waiters);
+    /// Declares the stop, if one is requested: every participant is idle.
+    /// `None` if nothing was requested; otherwise the requester's waker to
+    /// wake, if it has one (a request handed over has none until its next
+    /// poll: the hand-over woke it already).
+    pub(crate) fn declare(&mut self, now: Instant) -> Option<Option<Waker>> {
+        if self.phase != Phase::Requested {
+            return None;
         }
-        if self.phase == Phase::Requested {
-            let active = self.active.as_mut().expect("requested without a requester");
-            self.phase = Phase::Stopped;
-            flags.set(STOPPED);
-            active.stopped_at = Some(now);
-            self.stats
-                .record_stop(now.saturating_duration_since(active.requested_at));
-            if let Some(w) = active.waker.take() {
-                wakes.wakers.push(w);
-            }
+        let active = self.active.as_mut().expect("requested without a requester");
+        self.phase = Phase::Stopped;
+        active.stopped_at = Some(now);
+        self.stats
+            .record_stop(now.saturating_duration_since(active.requested_at));
+        Some(active.waker.take())
+    }
+
+    /// Everything is quiescent: the waiters registered so far are done
+    /// (protocol point 8).
+    pub(crate) fn take_quiescence_waiters(&mut self) -> Vec<Waker> {
+        if self.quiescence_waiters.is_empty() {
+            return Vec::new();
         }
-        wakes
+        self.quiescence_epoch += 1;
+        std::mem::take(&mut self.quiescence_waiters)
+    }
+
+    #[cfg(test)]
+    fn has_quiescence_waiters(&self) -> bool {
+        !self.quiescence_waiters.is_empty()
     }
 
     /// When the world is stopped: the time it took.
@@ -278,36 +274,43 @@ impl Barrier {
     }
 
     /// Ends the active request `ticket`, whether it stopped the world
-    /// (resume) or not (withdrawal after a timeout or a dropped future).
-    /// Releases every task held at a safepoint and hands the barrier to the
-    /// next queued requester. Returns what to wake; if a next request became
-    /// active, the caller must check whether everything is already idle, but
-    /// only after delivering these wakes (see `Shared::end_request`).
-    pub(crate) fn finish(&mut self, flags: &StopFlags, ticket: u64, now: Instant) -> Wakes {
-        let Some(active) = self.active.take_if(|a| a.ticket == ticket) else {
-            return Wakes::default();
-        };
+    /// (resume) or not (withdrawal). Releases every task held by it. Does
+    /// not activate the next request: see [`Barrier::activate_next`].
+    /// `None` if `ticket` is not the active request.
+    pub(crate) fn finish(&mut self, ticket: u64, now: Instant) -> Option<Released<R>> {
+        let active = self.active.take_if(|a| a.ticket == ticket)?;
         if let Some(stopped_at) = active.stopped_at {
             self.stats
                 .record_stopped_for(now.saturating_duration_since(stopped_at));
         }
-        let mut wakes = Wakes::default();
-        wakes.wakers.append(&mut self.safepoint_waiters);
-        wakes.wakers.append(&mut self.held);
-        // A requester woken while stopped but not yet run: it runs after the
-        // resume like any other task.
-        if let Some(r) = self.requester_slot.take() {
-            wakes.runnables.push(r);
-        }
+        let mut wakers = std::mem::take(&mut self.safepoint_waiters);
+        wakers.append(&mut self.held);
         self.at_safepoint = 0;
         self.phase = Phase::Running;
-        STOPS_IN_PROCESS.fetch_sub(1, Ordering::SeqCst);
-        flags.set(RUNNING);
-        if let Some(next) = self.queue.pop_front() {
-            self.activate(flags, next.ticket, next.requester, None, now);
-            wakes.wakers.push(next.waker);
+        self.handing_over = true;
+        Some(Released {
+            wakers,
+            requester: self.requester_slot.take(),
+        })
+    }
+
+    /// Hands the barrier to the next requester in line, if nothing is
+    /// active. Returns its waker (it learns on its next poll whether the
+    /// world is already stopped for it).
+    pub(crate) fn activate_next(&mut self, now: Instant, polls: Vec<u64>) -> Option<Waker> {
+        if self.active.is_some() {
+            return None;
         }
-        wakes
+        self.handing_over = false;
+        let next = self.queue.pop_front()?;
+        self.activate(next.ticket, next.requester, None, now, polls);
+        Some(next.waker)
+    }
+
+    /// Whether a request waits in line for the active one to end.
+    #[cfg(test)]
+    fn has_queued(&self) -> bool {
+        !self.queue.is_empty()
     }
 
     /// Takes a queued (not active) request out of the line.
@@ -315,7 +318,9 @@ impl Barrier {
         self.queue.retain(|q| q.ticket != ticket);
     }
 
-    /// Parks a task at its safepoint. Returns the generation it parked in.
+    /// Parks a task at its safepoint. `first` counts it (a re-poll of a task
+    /// already parked refreshes its waker only). Returns the generation it
+    /// parked in.
     pub(crate) fn park_at_safepoint(&mut self, waker: Waker, first: bool) -> u64 {
         self.safepoint_waiters.push(waker);
         if first {
@@ -330,7 +335,7 @@ impl Barrier {
     }
 
     /// Keeps the requester's runnable for the worker that will run it.
-    pub(crate) fn set_requester_runnable(&mut self, r: Runnable<TaskMeta>) {
+    pub(crate) fn set_requester_runnable(&mut self, r: R) {
         self.requester_slot = Some(r);
     }
 
@@ -338,7 +343,7 @@ impl Barrier {
         self.requester_slot.is_some()
     }
 
-    pub(crate) fn take_requester_runnable(&mut self) -> Option<Runnable<TaskMeta>> {
+    pub(crate) fn take_requester_runnable(&mut self) -> Option<R> {
         self.requester_slot.take()
     }
 
@@ -350,5 +355,131 @@ impl Barrier {
 
     pub(crate) fn quiescence_epoch(&self) -> u64 {
         self.quiescence_epoch
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn task(n: u64) -> Requester {
+        Requester::Task(Id::from_u64(n))
+    }
+
+    fn noop() -> Waker {
+        Waker::noop().clone()
+    }
+
+    #[test]
+    fn a_request_is_declared_only_once_and_only_when_requested() {
+        let mut b: Barrier<u32> = Barrier::new();
+        let now = Instant::now();
+        assert!(b.declare(now).is_none(), "nothing requested");
+        assert_eq!(b.phase(), Phase::Running);
+        let (t, active) = b.enqueue(task(1), noop(), now, Vec::new);
+        assert!(active);
+        assert_eq!(b.phase(), Phase::Requested);
+        assert_eq!(b.generation(), 1);
+        assert!(b.declare(now).is_some_and(|w| w.is_some()));
+        assert!(b.is_stopped());
+        assert!(b.declare(now).is_none(), "declared twice");
+        assert_eq!(b.stats.stops, 1);
+        let released = b.finish(t, now).unwrap();
+        assert!(released.wakers.is_empty());
+        assert_eq!(b.phase(), Phase::Running);
+    }
+
+    #[test]
+    fn requests_are_served_in_arrival_order_and_handed_over_only_when_asked() {
+        let mut b: Barrier<u32> = Barrier::new();
+        let now = Instant::now();
+        let (t1, a1) = b.enqueue(task(1), noop(), now, Vec::new);
+        let (t2, a2) = b.enqueue(task(2), noop(), now, Vec::new);
+        assert!(a1 && !a2);
+        b.declare(now);
+        b.finish(t1, now).unwrap();
+        // Not handed over yet: the released tasks are queued first. A
+        // requester arriving now queues behind the one in line.
+        assert_eq!(b.active_ticket(), None);
+        let (t3, a3) = b.enqueue(task(3), noop(), now, Vec::new);
+        assert!(!a3, "overtook a queued requester");
+        let mut empty: Barrier<u32> = Barrier::new();
+        let (t, _) = empty.enqueue(task(1), noop(), now, Vec::new);
+        empty.finish(t, now).unwrap();
+        let (_, active) = empty.enqueue(task(2), noop(), now, Vec::new);
+        assert!(
+            !active,
+            "activated during the hand-over, before the released tasks are queued"
+        );
+        assert!(empty.activate_next(now, Vec::new()).is_some());
+        assert!(b.activate_next(now, Vec::new()).is_some());
+        assert_eq!(b.active_ticket(), Some(t2));
+        assert!(
+            matches!(b.declare(now), Some(None)),
+            "a handed-over request is declared even before its requester polls again"
+        );
+        assert!(b.is_stopped());
+        assert!(b.is_requester(Some(Id::from_u64(2))));
+        assert!(b.activate_next(now, Vec::new()).is_none(), "one at a time");
+        b.finish(t2, now).unwrap();
+        b.activate_next(now, Vec::new());
+        assert_eq!(b.active_ticket(), Some(t3));
+    }
+
+    #[test]
+    fn ending_a_request_releases_parked_tasks_held_futures_and_the_requester() {
+        let mut b: Barrier<u32> = Barrier::new();
+        let now = Instant::now();
+        let (t, _) = b.enqueue(task(1), noop(), now, Vec::new);
+        assert_eq!(b.park_at_safepoint(noop(), true), 1);
+        b.park_at_safepoint(noop(), false);
+        assert_eq!(b.at_safepoint(), 1, "a re-poll is not a second task");
+        b.declare(now);
+        b.hold(noop());
+        b.set_requester_runnable(7);
+        let released = b.finish(t, now).unwrap();
+        assert_eq!(released.wakers.len(), 3);
+        assert_eq!(released.requester, Some(7));
+        assert_eq!(b.at_safepoint(), 0);
+        assert!(b.finish(t, now).is_none(), "finished twice");
+    }
+
+    #[test]
+    fn a_withdrawn_queued_request_leaves_the_line() {
+        let mut b: Barrier<u32> = Barrier::new();
+        let now = Instant::now();
+        let (t1, _) = b.enqueue(task(1), noop(), now, Vec::new);
+        let (t2, _) = b.enqueue(task(2), noop(), now, Vec::new);
+        b.dequeue(t2);
+        b.finish(t1, now).unwrap();
+        assert!(b.activate_next(now, Vec::new()).is_none());
+        assert!(!b.has_queued());
+        let (_, a3) = b.enqueue(task(3), noop(), now, Vec::new);
+        assert!(a3, "the hand-over is over: a new request is served at once");
+    }
+
+    #[test]
+    fn an_outside_thread_holds_the_world_only_once_stopped() {
+        let mut b: Barrier<u32> = Barrier::new();
+        let now = Instant::now();
+        let me = std::thread::current().id();
+        let (t, _) = b.enqueue(Requester::Thread(me), noop(), now, Vec::new);
+        assert!(!b.stopped_by_thread(me));
+        b.declare(now);
+        assert!(b.stopped_by_thread(me));
+        assert!(b.stopped_for_outside_thread());
+        b.finish(t, now);
+        assert!(!b.stopped_by_thread(me));
+    }
+
+    #[test]
+    fn quiescence_waiters_are_released_once_per_epoch() {
+        let mut b: Barrier<u32> = Barrier::new();
+        assert!(b.take_quiescence_waiters().is_empty());
+        assert_eq!(b.quiescence_epoch(), 0, "no waiter, no epoch");
+        assert_eq!(b.wait_quiescence(noop()), 0);
+        assert!(b.has_quiescence_waiters());
+        assert_eq!(b.take_quiescence_waiters().len(), 1);
+        assert_eq!(b.quiescence_epoch(), 1);
     }
 }

@@ -1,7 +1,13 @@
 //! Global safepoints: stopping the world, and quiescence.
 //!
-//! - `barrier`: the state machine (Running → Requested → Stopped), kept
-//!   under the scheduler's census lock.
+//! The protocol these modules implement is written down, with numbered
+//! points that the code cites, in `runtime/PROTOCOL.md` (rendered as
+//! [`crate::protocol`]).
+//!
+//! - `census`: the one owner of the idle counts and the barrier; every
+//!   transition of the protocol is a method there.
+//! - `barrier`: the pure state machine (Running → Requested → Stopped).
+//! - `flags`: the lock-free phase-and-generation word.
 //! - `point`: `safepoint().await`.
 //! - `request`: the stop request futures and the blocking form.
 //! - `world`: `StoppedWorld`, resume.
@@ -11,6 +17,8 @@
 //! - `stats`: TTSP percentiles and time stopped, for metrics.
 
 pub(crate) mod barrier;
+pub(crate) mod census;
+pub(crate) mod flags;
 pub(crate) mod laggard;
 pub(crate) mod point;
 pub(crate) mod quiescence;

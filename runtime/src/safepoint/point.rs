@@ -13,7 +13,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::barrier::{Phase, STOPS_IN_PROCESS};
+use super::census::AtSafepoint;
+use super::flags::STOPS_IN_PROCESS;
 use crate::context;
 
 /// A point where the world may stop.
@@ -80,25 +81,14 @@ impl Safepoint {
         let Some(handle) = context::try_current() else {
             return Poll::Ready(());
         };
-        let shared = &handle.shared;
-        let mut inner = shared.idle.lock();
-        let barrier = &mut inner.barrier;
-        if barrier.phase() == Phase::Running {
-            return Poll::Ready(());
-        }
-        let me = context::current_task();
-        if barrier.is_requester(me) {
-            // The requester runs through its own safepoints.
-            return Poll::Ready(());
-        }
-        match self.parked_in {
-            Some(generation) if generation != barrier.generation() => Poll::Ready(()),
-            Some(_) => {
-                barrier.park_at_safepoint(cx.waker().clone(), false);
-                Poll::Pending
-            }
-            None => {
-                self.parked_in = Some(barrier.park_at_safepoint(cx.waker().clone(), true));
+        match handle.shared.census.poll_safepoint(
+            context::current_task(),
+            self.parked_in,
+            cx.waker(),
+        ) {
+            AtSafepoint::Pass => Poll::Ready(()),
+            AtSafepoint::Parked(generation) => {
+                self.parked_in = Some(generation);
                 Poll::Pending
             }
         }

@@ -16,29 +16,39 @@ use crate::scheduler::Shared;
 use crate::sync::Arc;
 
 /// Blocks the calling thread until every task of the runtime is blocked or
-/// finished.
+/// finished (`Runtime::run_until_blocked`).
 pub(crate) fn run_until_blocked(shared: &Arc<Shared>) {
     context::assert_may_block(
         "Runtime::run_until_blocked",
         "use `safepoint::task::wait_all_blocked().await` from a task",
     );
     let _guard = context::enter_block_on("Runtime::run_until_blocked");
-    if shared.det.is_some() {
-        let _enter = context::enter(&crate::Handle::from_shared(shared.clone()));
-        return crate::deterministic::runner::run_until_blocked(shared);
+    if shared.census.stopped_by_this_thread() {
+        panic!(
+            "Runtime::run_until_blocked called by the thread that holds the runtime's stopped \
+             world: tasks at safepoints cannot move until it resumes, so this would wait \
+             forever; drop the StoppedWorld first"
+        );
     }
+    crate::flavor::run_until_blocked(shared)
+}
+
+/// The multi-thread flavour's wait: park until the census reports
+/// quiescence (protocol point 8).
+pub(crate) fn wait_blocking(shared: &Arc<Shared>) {
     let parker = StdArc::new(ThreadParker::new());
     let waker = Waker::from(parker.clone());
-    let mut waiting_past: Option<u64> = None;
+    let mut past = None;
     loop {
+        match shared
+            .census
+            .poll_quiescence(&waker, past, || shared.has_visible_work())
         {
-            let mut inner = shared.idle.lock();
-            if shared.all_idle(&inner)
-                || waiting_past.is_some_and(|e| inner.barrier.quiescence_epoch() > e)
-            {
+            Ok(wakes) => {
+                shared.deliver(wakes);
                 return;
             }
-            waiting_past = Some(inner.barrier.wait_quiescence(waker.clone()));
+            Err(epoch) => past = Some(epoch),
         }
         parker.park();
     }
@@ -86,14 +96,19 @@ impl Future for WaitAllBlocked {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let handle = context::try_current()
             .expect("wait_all_blocked() awaited outside a safepoint runtime; use Runtime::run_until_blocked from outside");
-        let mut inner = handle.shared.idle.lock();
-        if let Some(e) = self.waiting_past {
-            if inner.barrier.quiescence_epoch() > e {
-                return Poll::Ready(());
+        let shared = &handle.shared;
+        match shared
+            .census
+            .poll_quiescence(cx.waker(), self.waiting_past, || shared.has_visible_work())
+        {
+            Ok(wakes) => {
+                shared.deliver(wakes);
+                Poll::Ready(())
+            }
+            Err(epoch) => {
+                self.waiting_past = Some(epoch);
+                Poll::Pending
             }
         }
-        let epoch = inner.barrier.wait_quiescence(cx.waker().clone());
-        self.waiting_past.get_or_insert(epoch);
-        Poll::Pending
     }
 }

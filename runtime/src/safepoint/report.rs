@@ -62,6 +62,10 @@ pub struct Laggard {
     /// How long its current poll has run, if a worker was polling it when
     /// the request timed out.
     pub polling_for: Option<Duration>,
+    /// Its current poll began before the stop was requested and had not
+    /// returned at the deadline: `polling_for` is then a lower bound (the
+    /// time since the request).
+    pub polling_since_before_request: bool,
 }
 
 /// A stop that did not happen in time: the request was withdrawn and these
@@ -145,8 +149,14 @@ impl fmt::Display for StopTimedOut {
                 " spawned at {}: runnable for {:?}",
                 l.location, l.runnable_for
             )?;
-            if let Some(p) = l.polling_for {
-                write!(f, ", in a poll for {p:?}")?;
+            match l.polling_for {
+                Some(p) if l.polling_since_before_request => write!(
+                    f,
+                    ", in one poll since before the request (at least {p:?}): it computes \
+                     without awaiting; add `safepoint().await` in that loop"
+                )?,
+                Some(p) => write!(f, ", in a poll for {p:?}")?,
+                None => {}
             }
         }
         Ok(())

@@ -16,6 +16,8 @@ use std::sync::Arc as StdArc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use super::barrier::Requester;
+use super::census::{PendingFacts, RequestState};
 use super::laggard::{ages, Record};
 use super::report::{Laggard, StopTimedOut};
 use super::world::StoppedWorld;
@@ -23,6 +25,7 @@ use crate::context;
 use crate::scheduler::park::ThreadParker;
 use crate::scheduler::Shared;
 use crate::sync::Arc;
+use crate::task::Id;
 
 /// A pending stop request: resolves to a [`StoppedWorld`] once every other
 /// task is at a safepoint or blocked and every worker has parked.
@@ -33,6 +36,9 @@ use crate::sync::Arc;
 pub struct StopTheWorld {
     shared: Arc<Shared>,
     ticket: Option<u64>,
+    /// Filed by a thread that blocks until the stop (`stop_blocking`): it is
+    /// then the holder of the world (protocol point 14).
+    blocking: bool,
     done: bool,
 }
 
@@ -41,52 +47,58 @@ impl StopTheWorld {
         StopTheWorld {
             shared,
             ticket: None,
+            blocking: false,
             done: false,
+        }
+    }
+
+    fn requester(&self) -> Requester {
+        match requester_id(&self.shared) {
+            Some(id) => Requester::Task(id),
+            None if self.blocking => Requester::Thread(std::thread::current().id()),
+            None => Requester::Outside,
         }
     }
 
     fn poll_stop(&mut self, waker: &Waker) -> Poll<StoppedWorld> {
         let shared = self.shared.clone();
-        let mut inner = shared.idle.lock();
         let ticket = match self.ticket {
             Some(ticket) => ticket,
             None => {
-                let me = requester_id(&shared);
-                if me.is_some() && inner.barrier.is_requester(me) {
-                    drop(inner);
-                    panic!(
-                        "stop_the_world called by the task that already holds the stopped world: \
-                         it would wait for itself forever; use the StoppedWorld it holds"
-                    );
-                }
-                let (ticket, active) =
-                    inner
-                        .barrier
-                        .enqueue(&shared.flags, me, waker.clone(), Instant::now());
-                self.ticket = Some(ticket);
-                if active {
-                    // Everything may be idle already (a request from outside
-                    // an idle runtime): then the stop needs no thread wake.
-                    let mut wakes = shared.check_all_idle(&mut inner);
-                    wakes.wakers.retain(|w| !w.will_wake(waker));
-                    if !wakes.is_empty() {
-                        drop(inner);
-                        wakes.wake();
-                        inner = shared.idle.lock();
+                let requester = self.requester();
+                let filed = shared.census.file_request(
+                    requester,
+                    waker,
+                    || shared.polls_snapshot(),
+                    || shared.has_visible_work(),
+                );
+                let Ok((ticket, wakes)) = filed else {
+                    self.done = true;
+                    match requester {
+                        Requester::Task(_) => panic!(
+                            "stop_the_world called by the task that already holds the stopped \
+                             world: it would wait for itself forever; use the StoppedWorld it holds"
+                        ),
+                        _ => panic!(
+                            "Handle::stop_the_world_blocking called by the thread that already \
+                             holds this runtime's stopped world: it would wait for itself \
+                             forever; use the StoppedWorld it holds, or drop it first"
+                        ),
                     }
-                }
+                };
+                self.ticket = Some(ticket);
+                shared.deliver(wakes);
                 ticket
             }
         };
-        if inner.barrier.active_ticket() == Some(ticket) && inner.barrier.is_stopped() {
-            self.done = true;
-            let me = requester_id(&shared);
-            let report = StoppedWorld::make_report(&shared, &inner, me);
-            drop(inner);
-            return Poll::Ready(StoppedWorld::new(shared, ticket, report));
+        match shared.census.poll_request(ticket, Some(waker)) {
+            RequestState::Stopped(facts) => {
+                self.done = true;
+                let report = StoppedWorld::make_report(&shared, &facts, self.requester());
+                Poll::Ready(StoppedWorld::new(shared, ticket, report))
+            }
+            RequestState::Pending(_) | RequestState::NotActive => Poll::Pending,
         }
-        inner.barrier.update_waker(ticket, waker);
-        Poll::Pending
     }
 
     /// Gives up: builds the laggard report and withdraws the request. If the
@@ -101,55 +113,23 @@ impl StopTheWorld {
                 at_safepoint: 0,
             });
         };
-        let inner = shared.idle.lock();
-        if inner.barrier.active_ticket() == Some(ticket) && inner.barrier.is_stopped() {
-            self.done = true;
-            let report = StoppedWorld::make_report(&shared, &inner, requester_id(&shared));
-            drop(inner);
-            return Ok(StoppedWorld::new(shared, ticket, report));
-        }
-        let mut records: Vec<Record> = Vec::new();
-        let active = inner.barrier.active_ticket() == Some(ticket);
-        let at_safepoint = if active {
-            inner.barrier.at_safepoint()
-        } else {
-            0
-        };
-        if active {
-            let generation = inner.barrier.generation();
-            for remote in shared.remotes.iter() {
-                remote.laggards.lock().collect(generation, &mut records);
+        let (laggards, at_safepoint) = match shared.census.poll_request(ticket, None) {
+            RequestState::Stopped(facts) => {
+                self.done = true;
+                let report = StoppedWorld::make_report(&shared, &facts, self.requester());
+                return Ok(StoppedWorld::new(shared, ticket, report));
             }
-            shared
-                .block_on_laggards
-                .lock()
-                .collect(generation, &mut records);
-        }
+            RequestState::NotActive => (Vec::new(), 0),
+            RequestState::Pending(facts) => (laggards(&shared, &facts), facts.at_safepoint),
+        };
         let queued = shared.injector.len()
             + shared
                 .remotes
                 .iter()
                 .map(|r| usize::from(!r.stealer.is_empty()))
                 .sum::<usize>();
-        let now = Instant::now();
-        let requested_at = inner.barrier.requested_at().unwrap_or(now);
-        let mut laggards: Vec<Laggard> = records
-            .iter()
-            .map(|r| {
-                let (runnable_for, polling_for) = ages(r, now);
-                Laggard {
-                    id: r.info.id,
-                    name: r.info.name.as_deref().map(str::to_owned),
-                    location: r.info.location.to_string(),
-                    runnable_for: runnable_for.min(now.saturating_duration_since(requested_at)),
-                    polling_for,
-                }
-            })
-            .collect();
-        laggards.sort_by_key(|l| std::cmp::Reverse(l.runnable_for));
         self.done = true;
-        drop(inner);
-        // If the world stopped since the lock was released, this resumes it.
+        // If the world stopped since, this resumes it.
         shared.end_request(ticket);
         Err(StopTimedOut {
             waited,
@@ -160,11 +140,93 @@ impl StopTheWorld {
     }
 }
 
+/// The tasks that kept a pending stop from completing (protocol point 6):
+/// those polled since the request and not since blocked (the workers'
+/// laggard logs), and those in a poll that began before the request (the
+/// workers' current-poll slots, and `block_on` futures in a poll).
+fn laggards(shared: &Shared, facts: &PendingFacts) -> Vec<Laggard> {
+    let mut records: Vec<Record> = Vec::new();
+    for remote in shared.remotes.iter() {
+        remote
+            .laggards
+            .lock()
+            .collect(facts.generation, &mut records);
+    }
+    shared
+        .block_on_laggards
+        .lock()
+        .collect(facts.generation, &mut records);
+    let now = Instant::now();
+    let since_request = now.saturating_duration_since(facts.requested_at);
+    let mut laggards: Vec<Laggard> = records
+        .iter()
+        .map(|r| {
+            let (runnable_for, polling_for) = ages(r, now);
+            Laggard {
+                id: r.info.id,
+                name: r.info.name.as_deref().map(str::to_owned),
+                location: r.info.location.to_string(),
+                runnable_for: runnable_for.min(since_request),
+                polling_for,
+                polling_since_before_request: false,
+            }
+        })
+        .collect();
+    let named = |laggards: &[Laggard], id: Id| laggards.iter().any(|l| l.id == id);
+    // A worker whose poll count has not moved since the request and that
+    // is polling: one poll, begun before the request, still running.
+    for (i, remote) in shared.remotes.iter().enumerate() {
+        let current = remote
+            .stats
+            .current
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let unmoved = facts.polls_at_request.get(i) == Some(&remote.stats.polls.get());
+        let Some(id) = (current != 0 && unmoved).then(|| Id::from_u64(current)) else {
+            continue;
+        };
+        if named(&laggards, id) {
+            continue;
+        }
+        let (name, location) = match shared.registry.info(id) {
+            Some(info) => (
+                info.name.as_deref().map(str::to_owned),
+                info.location.to_string(),
+            ),
+            None => (None, String::from("<unknown>")),
+        };
+        laggards.push(Laggard {
+            id,
+            name,
+            location,
+            runnable_for: since_request,
+            polling_for: Some(since_request),
+            polling_since_before_request: true,
+        });
+    }
+    // `block_on` polls begun during the request are in the log above; one
+    // polling now and not logged began before the request.
+    for slot in &facts.block_ons {
+        let (_, polling) = slot.polling();
+        if polling && !named(&laggards, slot.id) {
+            laggards.push(Laggard {
+                id: slot.id,
+                name: Some(String::from("block_on")),
+                location: slot.location.to_string(),
+                runnable_for: since_request,
+                polling_for: Some(since_request),
+                polling_since_before_request: true,
+            });
+        }
+    }
+    laggards.sort_by_key(|l| std::cmp::Reverse(l.runnable_for));
+    laggards
+}
+
 /// The requesting task, if it is a task (or `block_on` future) of *this*
 /// runtime. Task ids are unique only within a runtime: a task of another
 /// runtime asking this one to stop is, for this runtime, an outside
 /// requester.
-fn requester_id(shared: &Shared) -> Option<crate::task::Id> {
+fn requester_id(shared: &Shared) -> Option<Id> {
     let here = context::try_current().is_some_and(|h| std::ptr::eq(&*h.shared, shared));
     if here {
         context::current_task()
@@ -250,36 +312,24 @@ pub(crate) fn stop_blocking(
     let waker = Waker::from(parker.clone());
     let started = Instant::now();
     let deadline = timeout.map(|t| started + t);
-    let det = shared.det.is_some();
-    let handle = crate::Handle::from_shared(shared.clone());
-    let mut request = StopTheWorld::new(shared);
+    let mut request = StopTheWorld::new(shared.clone());
+    request.blocking = true;
     loop {
         if let Poll::Ready(world) = request.poll_stop(&waker) {
             return Ok(world);
         }
-        if det && handle.shared.idle.lock().block_on_count == 0 {
-            // Nobody else drives the deterministic runtime: run rounds on
-            // this thread until the tasks reach their safepoints. (With a
-            // `block_on` running elsewhere, that thread drives and this one
-            // waits, so rounds never run on two threads at once.)
-            let _enter = context::enter(&handle);
-            if crate::deterministic::runner::step(&handle.shared) == 0 {
-                // Everything idle now: the census has declared the stop.
-                continue;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return request.time_out(started.elapsed());
-            }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return request.time_out(started.elapsed());
+        }
+        if crate::flavor::drive_for_stop(&shared).is_some() {
+            // A deterministic runtime with nobody else driving: this thread
+            // ran a round; once everything is idle the census has declared.
             continue;
         }
         match deadline {
             None => parker.park(),
             Some(deadline) => {
-                let now = Instant::now();
-                if now >= deadline {
-                    return request.time_out(now - started);
-                }
-                parker.park_timeout(deadline - now);
+                parker.park_timeout(deadline.saturating_duration_since(Instant::now()));
             }
         }
     }

@@ -1,14 +1,12 @@
 //! `StoppedWorld`: holding the world stopped, and resuming it.
 
 use std::fmt;
-use std::time::Instant;
 
+use super::barrier::Requester;
+use super::census::StopFacts;
 use super::report::StopReport;
-use crate::scheduler::idle::Inner;
-
 use crate::scheduler::Shared;
 use crate::sync::Arc;
-use crate::task::Id;
 
 /// Proof that the world is stopped: while it lives, no task but its holder
 /// is polled. Dropping it (or calling [`resume`](StoppedWorld::resume))
@@ -38,17 +36,20 @@ impl StoppedWorld {
         }
     }
 
-    /// Builds the report while the world is stopped (census lock held).
-    /// O(workers): the live-task count is summed from the registry shards.
-    pub(crate) fn make_report(shared: &Shared, inner: &Inner, requester: Option<Id>) -> StopReport {
-        let tasks = shared.registry.len() + inner.block_on_count;
-        let at_safepoint = inner.barrier.at_safepoint();
-        let requester_is_task = usize::from(requester.is_some());
+    /// Builds the report while the world is stopped. O(workers): the
+    /// live-task count is summed from the registry shards.
+    pub(crate) fn make_report(
+        shared: &Shared,
+        facts: &StopFacts,
+        requester: Requester,
+    ) -> StopReport {
+        let tasks = shared.registry.len() + facts.block_ons;
+        let requester_is_task = usize::from(matches!(requester, Requester::Task(_)));
         StopReport {
-            time_to_stop: inner.barrier.time_to_stop().unwrap_or_default(),
+            time_to_stop: facts.time_to_stop,
             tasks,
-            at_safepoint,
-            blocked: tasks.saturating_sub(at_safepoint + requester_is_task),
+            at_safepoint: facts.at_safepoint,
+            blocked: tasks.saturating_sub(facts.at_safepoint + requester_is_task),
             workers: shared.remotes.len(),
         }
     }
@@ -79,39 +80,6 @@ impl StoppedWorld {
 
     pub(crate) fn resume_ticket(shared: &Shared, ticket: u64) {
         shared.end_request(ticket);
-    }
-}
-
-impl Shared {
-    /// Ends request `ticket`: resumes the world it stopped, withdraws it if
-    /// it is still pending, or takes it out of the line if it was queued.
-    ///
-    /// In two steps: first the barrier moves on (tasks at safepoints are
-    /// released, the next requester becomes active) and the released tasks
-    /// are scheduled; only then, under the lock again, is the census asked
-    /// whether everything is idle. Asking in the first step would declare
-    /// the next requester's stop before the released tasks are even queued,
-    /// so back-to-back stops would never let them run.
-    pub(crate) fn end_request(&self, ticket: u64) {
-        let wakes = {
-            let mut inner = self.idle.lock();
-            if inner.barrier.active_ticket() == Some(ticket) {
-                inner.barrier.finish(&self.flags, ticket, Instant::now())
-            } else {
-                inner.barrier.dequeue(ticket);
-                return;
-            }
-        };
-        // Every released task is queued before any worker is woken (see
-        // `context::release_quietly`), so a wake that preempts this thread
-        // cannot keep the rest held.
-        crate::context::release_quietly(self, || wakes.wake());
-        let wakes = self.check_all_idle(&mut self.idle.lock());
-        wakes.wake();
-        // The released tasks, and work that arrived during the stop, sit in
-        // the injector: wake enough workers to take it now rather than one
-        // at a time.
-        self.notify_many(self.injector.len().min(self.remotes.len()));
     }
 }
 
@@ -168,13 +136,13 @@ mod tests {
             Poll::Pending
         }));
         wait_for("the task to block and the worker to park", || {
-            waker.lock().is_some() && shared.remotes[0].parked.load(Ordering::SeqCst)
+            waker.lock().is_some() && shared.census.is_listed(0)
         });
         let waker = waker.lock().take().unwrap();
         crate::context::release_quietly(&shared, || waker.wake());
         // Queued, and nobody woken: the worker is still parked.
         assert_eq!(shared.injector.len(), 1);
-        assert!(shared.remotes[0].parked.load(Ordering::SeqCst));
+        assert!(shared.census.is_listed(0));
         assert!(!done.load(Ordering::SeqCst));
         shared.notify_many(1);
         wait_for("the released task to run", || done.load(Ordering::SeqCst));

@@ -2,10 +2,8 @@
 //!
 //! - `shared`: what all workers share, and the wake path (`schedule`).
 //! - `worker`: a worker's run loop, queues and parking.
-//! - `idle`: the census of idle workers that wakes and stops are decided on.
 //! - `park`: how a worker (or an outside thread) sleeps and is woken.
 
-pub(crate) mod idle;
 pub(crate) mod park;
 pub(crate) mod shared;
 pub(crate) mod worker;

@@ -1,32 +1,34 @@
 //! `Shared`: the state every worker, handle and task of one runtime share.
 //!
 //! It owns the injector, the per-worker remotes (stealer, parker, stats,
-//! laggard log), the census (`Idle`) with the barrier inside it, the task
-//! registry, the driver and the blocking pool. The wake path lives here:
-//! `schedule` decides where a woken runnable goes.
+//! laggard log), the census (which alone owns the idle counts and the
+//! barrier), the task registry, the driver and the blocking pool. The wake
+//! path lives here: `schedule` decides where a woken runnable goes, and
+//! `deliver` carries out what a census transition asks to wake.
 //!
 //! Where a wake goes:
 //! - the world is stopped: the requester's runnable to the requester slot
 //!   (and a worker is woken to run it), everything else to the injector
 //!   without waking anyone (protocol point 3: kept, not run early);
 //! - woken by the task this worker is polling: the worker's LIFO slot (a
-//!   self-wake, i.e. a yield, to the back of its queue instead);
+//!   self-wake, i.e. a yield, to its deferred list instead);
 //! - anything else (reactor, timers, other threads, `block_on`): the
 //!   injector, waking a sleeper if nobody is searching.
 
-use std::time::Instant;
+use std::sync::atomic::AtomicU64 as StdAtomicU64;
 
 use async_task::{Runnable, ScheduleInfo};
 use crossbeam_utils::CachePadded;
 
-use super::idle::{Idle, Inner, Parked};
 use super::park::Parker;
 use crate::blocking::BlockingPool;
 use crate::context::{self, WakeTarget};
-use crate::safepoint::barrier::{StopFlags, Wakes, STOPPED};
+use crate::flavor::Flavor;
+use crate::safepoint::census::{Census, Routed, Wakes};
+use crate::safepoint::flags::STOPPED;
 use crate::safepoint::laggard::LaggardLog;
 use crate::sync::queue::{Injector, Stealer};
-use crate::sync::{AtomicBool, AtomicU64, Counter, Mutex, MutexGuard, Ordering};
+use crate::sync::{fence, AtomicBool, AtomicU64, Counter, Mutex, Ordering};
 use crate::task::{Id, TaskMeta};
 
 pub(crate) type Task = Runnable<TaskMeta>;
@@ -47,10 +49,6 @@ pub(crate) struct Config {
 pub(crate) struct Remote {
     pub(crate) stealer: Stealer<Task>,
     pub(crate) parker: Parker,
-    /// Listed as a sleeper. Written under the census lock; read by the
-    /// worker itself after a wake-up to tell a real unpark (the waker popped
-    /// it from the list) from a spurious one.
-    pub(crate) parked: AtomicBool,
     pub(crate) laggards: Mutex<LaggardLog>,
     /// Written by the worker on every poll, so on cache lines of its own:
     /// sharing a line with the fields above (read by stealers and wakers)
@@ -59,22 +57,27 @@ pub(crate) struct Remote {
     pub(crate) stats: CachePadded<WorkerStats>,
 }
 
-/// One worker's counters, written only by that worker, summed by
-/// [`crate::Runtime::metrics`].
+/// One worker's counters and its current poll, written only by that
+/// worker, read by metrics and by a timed-out stop's report.
 #[derive(Default)]
 pub(crate) struct WorkerStats {
     pub(crate) polls: Counter,
     pub(crate) steals: Counter,
     pub(crate) parks: Counter,
     pub(crate) spawned: Counter,
+    /// The id of the task being polled, 0 between polls. With `polls` and
+    /// the counts a request snapshots when it becomes active, it names a
+    /// poll that began before the request (protocol point 6). Report-only:
+    /// a plain std atomic, Relaxed.
+    pub(crate) current: StdAtomicU64,
 }
 
 pub(crate) struct Shared {
     pub(crate) config: Config,
+    pub(crate) flavor: Flavor,
     pub(crate) injector: Injector<Task>,
     pub(crate) remotes: Box<[Remote]>,
-    pub(crate) idle: Idle,
-    pub(crate) flags: StopFlags,
+    pub(crate) census: Census,
     pub(crate) registry: crate::task::registry::Registry,
     pub(crate) blocking: BlockingPool,
     pub(crate) driver: Option<Mutex<safepoint_io::driver::Driver>>,
@@ -83,8 +86,6 @@ pub(crate) struct Shared {
     /// Laggard log for `block_on` futures polled while a stop is pending.
     pub(crate) block_on_laggards: Mutex<LaggardLog>,
     pub(crate) remote_spawns: Counter,
-    /// `Some` for the deterministic flavour (no workers; caller-driven).
-    pub(crate) det: Option<crate::deterministic::Deterministic>,
     next_id: AtomicU64,
 }
 
@@ -93,32 +94,37 @@ impl Shared {
         config: Config,
         stealers: Vec<Stealer<Task>>,
         driver: Option<safepoint_io::driver::Driver>,
-        det: Option<crate::deterministic::Deterministic>,
+        flavor: Flavor,
     ) -> Shared {
         let n = config.worker_threads;
         let io = driver.as_ref().map(|d| d.handle());
+        // The deterministic runner may wait in the driver for a blocking job
+        // (it never skips virtual time past one): a finished job must
+        // interrupt that wait, or nothing would.
+        let interrupt_on_job_done = match flavor {
+            Flavor::Deterministic(_) => io.clone(),
+            Flavor::MultiThread => None,
+        };
         Shared {
             remotes: stealers
                 .into_iter()
                 .map(|stealer| Remote {
                     stealer,
                     parker: Parker::new(),
-                    parked: AtomicBool::new(false),
                     laggards: Mutex::new(LaggardLog::default()),
                     stats: CachePadded::default(),
                 })
                 .collect(),
             injector: Injector::new(),
-            idle: Idle::new(n),
-            flags: StopFlags::new(),
+            census: Census::new(n),
             registry: crate::task::registry::Registry::new(n),
-            blocking: BlockingPool::new(&config),
+            blocking: BlockingPool::new(&config, interrupt_on_job_done),
             driver: driver.map(Mutex::new),
             io,
             shutdown: AtomicBool::new(false),
             block_on_laggards: Mutex::new(LaggardLog::default()),
             remote_spawns: Counter::default(),
-            det,
+            flavor,
             next_id: AtomicU64::new(1),
             config,
         }
@@ -133,15 +139,15 @@ impl Shared {
         self.shutdown.load(Ordering::Acquire)
     }
 
-    /// async-task's schedule function for every async task of this runtime.
+    /// async-task's schedule function for the multi-thread flavour.
     pub(crate) fn schedule(&self, task: Task, info: ScheduleInfo) {
         self.schedule_task(task, info.woken_while_running)
     }
 
     /// `schedule`, with async-task's "woken while running" flag unpacked:
-    /// such a wake is a yield and goes to the back of the queue.
+    /// such a wake is a yield.
     fn schedule_task(&self, task: Task, yielded: bool) {
-        if self.flags.phase() == STOPPED {
+        if self.census.flags().phase() == STOPPED {
             return self.schedule_while_stopped(task, yielded);
         }
         let pushed_locally = context::with_wake_target(self, |target| match target {
@@ -159,82 +165,104 @@ impl Shared {
 
     /// Puts a task in the injector and wakes a worker for it if needed.
     pub(crate) fn schedule_remote(&self, task: Task) {
+        let id = task.metadata().id;
         self.injector.push(task);
-        self.notify_parked();
+        // Push, then look (SeqCst): the producer's half of "a wake is
+        // never lost" (see the census's docs).
+        fence(Ordering::SeqCst);
+        if self.census.may_be_requester(id) {
+            self.rescue_requester(id);
+        }
+        if self.census.notify_should_wakeup() {
+            self.deliver(self.census.wake_sleepers(1));
+        }
+    }
+
+    /// See `Census::rescue_requester`.
+    pub(crate) fn rescue_requester(&self, id: Id) {
+        let worker = self
+            .census
+            .rescue_requester(id, || self.take_from_injector(id));
+        if let Some(index) = worker {
+            self.unpark_worker(index);
+        }
+    }
+
+    /// Pulls task `id` out of the injector, keeping the others in order.
+    /// O(queued), only on the rare path above.
+    fn take_from_injector(&self, id: Id) -> Option<Task> {
+        let mut others = Vec::new();
+        let mut found = None;
+        while let Some(task) = self.injector.pop() {
+            if found.is_none() && task.metadata().id == id {
+                found = Some(task);
+            } else {
+                others.push(task);
+            }
+        }
+        for task in others {
+            self.injector.push(task);
+        }
+        found
     }
 
     fn schedule_while_stopped(&self, task: Task, yielded: bool) {
-        let mut inner = self.idle.lock();
-        if !inner.barrier.is_stopped() {
-            // Resumed between the flag load and the lock: the normal path.
-            drop(inner);
-            return self.schedule_task(task, yielded);
-        }
-        if inner.barrier.is_requester(Some(task.metadata().id)) {
-            inner.barrier.set_requester_runnable(task);
-            let sleeper = self.pop_sleeper(&mut inner);
-            drop(inner);
-            // With no sleeper, a worker is awake (running the requester's
-            // previous poll) and checks the slot before it parks.
-            if let Some(index) = sleeper {
-                self.unpark_worker(index);
-            }
-        } else {
-            // Kept for the resume, which wakes workers for it.
-            self.injector.push(task);
+        match self
+            .census
+            .route_while_stopped(task, |task| self.injector.push(task))
+        {
+            Routed::Resumed(task) => self.schedule_task(task, yielded),
+            Routed::Requester(Some(index)) => self.unpark_worker(index),
+            Routed::Requester(None) | Routed::Kept => {}
         }
     }
 
     /// Wakes one parked worker if work was made visible and nobody is
     /// searching for it.
     pub(crate) fn notify_parked(&self) {
-        if !self.idle.notify_should_wakeup() {
-            return;
-        }
-        let mut inner = self.idle.lock();
-        if inner.barrier.is_stopped() {
-            return;
-        }
-        let sleeper = self.pop_sleeper(&mut inner);
-        drop(inner);
-        if let Some(index) = sleeper {
-            self.unpark_worker(index);
+        fence(Ordering::SeqCst);
+        if self.census.notify_should_wakeup() {
+            self.deliver(self.census.wake_sleepers(1));
         }
     }
 
     /// Wakes up to `n` parked workers regardless of searchers (after a
-    /// resume, or at shutdown), so a backlog is picked up at once.
+    /// resume), so a backlog is picked up at once.
     pub(crate) fn notify_many(&self, n: usize) {
-        for _ in 0..n {
-            let mut inner = self.idle.lock();
-            if inner.barrier.is_stopped() {
-                return;
-            }
-            let Some(index) = self.pop_sleeper(&mut inner) else {
-                return;
-            };
-            drop(inner);
+        if n > 0 {
+            self.deliver(self.census.wake_sleepers(n));
+        }
+    }
+
+    /// Carries out what a census transition asked for, lock released:
+    /// runnables and wakers first (they queue work), workers last (so a
+    /// worker woken for the work finds it).
+    pub(crate) fn deliver(&self, wakes: Wakes) {
+        for r in wakes.runnables {
+            r.schedule();
+        }
+        for w in wakes.wakers {
+            w.wake();
+        }
+        for index in wakes.workers {
             self.unpark_worker(index);
         }
     }
 
-    /// Takes a sleeper off the list (census lock held) and clears its
-    /// `parked` flag under the same lock, so the flag never disagrees with
-    /// the list for anyone holding the lock. The caller unparks it after
-    /// releasing the lock.
-    fn pop_sleeper(&self, inner: &mut Inner) -> Option<usize> {
-        let index = self.idle.pop_sleeper(inner)?;
-        self.remotes[index].parked.store(false, Ordering::Release);
-        Some(index)
-    }
-
     pub(crate) fn unpark_worker(&self, index: usize) {
-        let remote = &self.remotes[index];
-        remote.parker.unpark(|| {
+        self.remotes[index].parker.unpark(|| {
             if let Some(io) = &self.io {
                 io.unpark();
             }
         });
+    }
+
+    /// Interrupts a thread waiting in the driver (the deterministic runner,
+    /// which waits there for I/O, blocking jobs and outside resumes).
+    pub(crate) fn interrupt_driver(&self) {
+        if let Some(io) = &self.io {
+            io.unpark();
+        }
     }
 
     /// Whether any queue holds work a parking worker should take instead.
@@ -242,83 +270,46 @@ impl Shared {
         !self.injector.is_empty() || self.remotes.iter().any(|r| !r.stealer.is_empty())
     }
 
-    /// Whether every participant is idle and no work is queued: the test
-    /// for a stop and for quiescence. Called with the census lock held.
-    pub(crate) fn all_idle(&self, inner: &Inner) -> bool {
-        self.idle.all_parked(inner) && !self.has_visible_work()
+    /// Each worker's poll count, for a request becoming active.
+    pub(crate) fn polls_snapshot(&self) -> Vec<u64> {
+        self.remotes.iter().map(|r| r.stats.polls.get()).collect()
     }
 
-    /// Lets worker `index` announce itself idle. Declares a stop (or
-    /// quiescence) when it was the last participant. Returns whether it
-    /// parked, and what to wake.
-    pub(crate) fn transition_worker_to_parked(
-        &self,
-        index: usize,
-        is_searching: bool,
-    ) -> (Parked, Wakes) {
-        let mut inner = self.idle.lock();
-        // While the world is stopped, queued work is kept for the resume and
-        // must not pull a worker back up; the one thing to stay up for is
-        // the requester, woken since this worker last looked at its slot
-        // (that wake found no sleeper to unpark, so it relies on this check).
-        let parked = self
-            .idle
-            .transition_to_parked(&mut inner, index, is_searching, |inner| {
-                if inner.barrier.is_stopped() {
-                    inner.barrier.has_requester_runnable()
-                } else {
-                    self.has_visible_work()
-                }
-            });
-        let mut wakes = Wakes::default();
-        if let Parked::Parked { all_idle } = parked {
-            self.remotes[index].parked.store(true, Ordering::Release);
-            // A push from outside that raced our queue check is not idle
-            // work: its pusher's notify will find us among the sleepers and
-            // the last one to park then declares. (While stopped, queued
-            // work is kept work, and does not count.)
-            let raced = !inner.barrier.is_stopped() && !self.injector.is_empty();
-            if all_idle && !raced {
-                wakes = inner.barrier.on_all_idle(&self.flags, Instant::now());
-            }
+    /// Ends request `ticket`: resumes the world it stopped, withdraws it if
+    /// still pending, or takes it out of the line.
+    ///
+    /// In two steps (protocol points 4 and 5): the barrier moves on and the
+    /// released tasks are queued, without waking any worker; only then is
+    /// the next requester handed the barrier, so its idle check sees the
+    /// released tasks and cannot pin them again.
+    pub(crate) fn end_request(&self, ticket: u64) {
+        let Some(released) = self.census.end_request(ticket) else {
+            return;
+        };
+        // Every released task is queued before any worker is woken (see
+        // `context::release_quietly`), so a wake that preempts this thread
+        // cannot keep the rest held.
+        context::release_quietly(self, || self.deliver(released));
+        let next = self
+            .census
+            .hand_over(|| self.polls_snapshot(), || self.has_visible_work());
+        self.deliver(next);
+        // The released tasks, and work that arrived during the stop, sit in
+        // the injector: wake enough workers to take it now rather than one
+        // at a time.
+        self.notify_many(self.injector.len().min(self.remotes.len()));
+        // A deterministic runner waiting in the driver for an outside
+        // resume must see it.
+        if matches!(self.flavor, Flavor::Deterministic(_)) {
+            self.interrupt_driver();
         }
-        (parked, wakes)
-    }
-
-    /// Re-checks idleness after a change that may have made everything idle
-    /// (a `block_on` poll ended, a request was filed). Lock held.
-    pub(crate) fn check_all_idle(&self, inner: &mut MutexGuard<'_, Inner>) -> Wakes {
-        if self.all_idle(inner) {
-            inner.barrier.on_all_idle(&self.flags, Instant::now())
-        } else {
-            Wakes::default()
-        }
-    }
-
-    /// Takes the requester's runnable, if it was woken during the stop.
-    pub(crate) fn take_requester_runnable(&self) -> Option<Task> {
-        self.idle.lock().barrier.take_requester_runnable()
     }
 
     /// Wakes every worker (shutdown).
     pub(crate) fn unpark_all(&self) {
-        let sleepers: Vec<usize> = {
-            let mut inner = self.idle.lock();
-            let mut v = Vec::new();
-            while let Some(i) = self.pop_sleeper(&mut inner) {
-                v.push(i);
-            }
-            v
-        };
-        for i in sleepers {
-            self.unpark_worker(i);
-        }
+        self.deliver(self.census.wake_all_sleepers());
         for i in 0..self.remotes.len() {
-            self.remotes[i].parker.unpark(|| {
-                if let Some(io) = &self.io {
-                    io.unpark();
-                }
-            });
+            self.unpark_worker(i);
         }
     }
 }

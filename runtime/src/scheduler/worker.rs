@@ -6,26 +6,35 @@
 //! for fairness, then steal from a random victim in batches, then park. A
 //! busy worker polls the driver without blocking at least every
 //! `event_interval` ticks so a CPU-heavy queue never starves I/O, and
-//! sooner while those polls keep finding events. Tasks that yielded wait
-//! until the queue and the injector are empty; a worker that has such tasks
-//! requeues them rather than stealing, except now and then.
+//! sooner while those polls keep finding events.
+//!
+//! Tasks that yielded (`yield_now`) wait on a deferred list, as in tokio.
+//! They go back to the queue, behind whatever I/O the driver found, after
+//! each non-blocking driver poll (at least every `event_interval` tasks,
+//! however busy the worker is) and whenever the queue and the injector run
+//! dry, after a driver poll. So a yielded task runs again within
+//! `event_interval` polls plus the tasks already queued ahead of it on its
+//! worker, whatever else is runnable, and a task that yields in a loop sees
+//! I/O that is already pending before it runs again. A worker with yielded
+//! tasks requeues them rather than stealing, except now and then.
 //!
 //! The safepoint protocol adds little here, by design: while a stop is
 //! requested the worker keeps draining as usual and notes what it polls
-//! (laggard log); it *arrives* by parking, and the census declares the stop
-//! when the last one parks. While the world is stopped a worker runs only
-//! the requester (from the barrier's slot) and otherwise stays parked.
+//! (laggard log; and every poll publishes its task in the worker's slot,
+//! protocol point 6); it *arrives* by parking, and the census declares the
+//! stop when the last one parks. While the world is stopped a worker runs
+//! only the requester (from the barrier's slot) and otherwise stays parked.
 
 use std::cell::Cell;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::idle::Parked;
 use super::park::Turn;
 use super::shared::{Shared, Task};
 use crate::context;
-use crate::safepoint::barrier::{RUNNING, STOPPED};
+use crate::safepoint::census::{FromTurn, Parked};
+use crate::safepoint::flags::{RUNNING, STOPPED};
 use crate::sync::queue::Local;
-use crate::sync::{Arc, Ordering};
+use crate::sync::Arc;
 
 /// Consecutive LIFO polls before the LIFO task goes to the back of the
 /// queue (tokio uses 3).
@@ -143,18 +152,10 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<Task>) {
     };
     worker.run_loop();
     worker.drain();
-    let wakes = {
-        let mut inner = shared.idle.lock();
-        if shared
-            .idle
-            .transition_to_exited(&mut inner, index, worker.is_searching)
-        {
-            inner.barrier.on_all_idle(&shared.flags, Instant::now())
-        } else {
-            crate::safepoint::barrier::Wakes::default()
-        }
-    };
-    wakes.wake();
+    let wakes = shared
+        .census
+        .transition_worker_to_exited(index, worker.is_searching, || shared.has_visible_work());
+    shared.deliver(wakes);
 }
 
 impl Worker {
@@ -164,8 +165,8 @@ impl Worker {
 
     fn run_loop(&mut self) {
         while !self.shared().is_shutdown() {
-            if self.shared().flags.phase() == STOPPED {
-                match self.shared().take_requester_runnable() {
+            if self.shared().census.flags().phase() == STOPPED {
+                match self.shared().census.take_requester_runnable() {
                     Some(task) => self.run_task(task),
                     None => self.park(),
                 }
@@ -175,14 +176,14 @@ impl Worker {
                 self.run_task(task);
                 continue;
             }
-            if self.skip_steal_for_deferred() && self.requeue_deferred() {
+            if self.skip_steal_for_deferred() && self.requeue_deferred_after_poll() {
                 continue;
             }
             if let Some(task) = self.steal_work() {
                 self.run_task(task);
                 continue;
             }
-            if self.requeue_deferred() {
+            if self.requeue_deferred_after_poll() {
                 continue;
             }
             self.park();
@@ -195,12 +196,17 @@ impl Worker {
         self.until_driver -= 1;
         if self.until_driver == 0 {
             self.poll_driver();
+            // Yielded tasks get their turn at least once per interval, even
+            // on a worker whose queue never runs dry (behind the I/O this
+            // poll found).
+            self.requeue_deferred();
             // While a stop is requested the workers are draining towards
             // it, and every task a poll finds is more to drain: polls go
             // back to the longest interval (I/O is still polled, so a task
             // that needs it to reach its safepoint gets it). Relaxed: a
             // stale phase only picks the other interval for one round.
-            self.until_driver = if self.shared().flags.phase.load(Ordering::Relaxed) == RUNNING {
+            self.until_driver = if self.shared().census.flags().snapshot_relaxed().phase == RUNNING
+            {
                 self.driver_interval
             } else {
                 self.local.shared.config.event_interval
@@ -236,6 +242,18 @@ impl Worker {
             .is_multiple_of(STEAL_EVERY_DEFERRED_ROUNDS)
     }
 
+    /// The queue ran dry: polls the driver, then moves yielded tasks back
+    /// to the queue behind whatever I/O it found (tokio's "defer until
+    /// park": a task yielding in a loop sees pending I/O before it runs
+    /// again). Returns whether there were yielded tasks.
+    fn requeue_deferred_after_poll(&mut self) -> bool {
+        if self.local.deferred.borrow().is_empty() {
+            return false;
+        }
+        self.poll_driver();
+        self.requeue_deferred()
+    }
+
     /// Moves yielded tasks back to the queue, in the order they yielded.
     /// Returns whether there were any.
     fn requeue_deferred(&mut self) -> bool {
@@ -258,7 +276,7 @@ impl Worker {
 
     fn steal_work(&mut self) -> Option<Task> {
         if !self.is_searching {
-            if !self.shared().idle.transition_to_searching() {
+            if !self.shared().census.transition_to_searching() {
                 return None;
             }
             self.is_searching = true;
@@ -292,7 +310,7 @@ impl Worker {
     fn run_task(&mut self, mut task: Task) {
         if self.is_searching {
             self.is_searching = false;
-            if self.shared().idle.transition_from_searching() {
+            if self.shared().census.transition_from_searching() {
                 self.shared().notify_parked();
             }
         }
@@ -302,7 +320,7 @@ impl Worker {
             let Some(next) = self.local.lifo.take() else {
                 return;
             };
-            if lifo_polls >= MAX_LIFO_POLLS || self.shared().flags.phase() == STOPPED {
+            if lifo_polls >= MAX_LIFO_POLLS || self.shared().census.flags().phase() == STOPPED {
                 self.local.local.push(next);
                 return;
             }
@@ -319,23 +337,32 @@ impl Worker {
         let remote = &shared.remotes[self.local.index];
         remote.stats.polls.add_owned(1);
         let id = task.metadata().id;
-        // One load per poll: the laggard log runs only during a stop.
-        let stop_generation = if shared.flags.phase.load(Ordering::Relaxed) != RUNNING {
-            let generation = shared.flags.generation.load(Ordering::Relaxed);
+        // Published on every poll (a store to this worker's own line), so a
+        // timed-out stop can name a poll that began before the request.
+        remote
+            .stats
+            .current
+            .store(id.as_u64(), std::sync::atomic::Ordering::Relaxed);
+        // One load per poll, phase and generation together (protocol point
+        // 13): the laggard log runs only during a stop.
+        let snapshot = shared.census.flags().snapshot_relaxed();
+        let logged = snapshot.phase != RUNNING;
+        if logged {
             remote
                 .laggards
                 .lock()
-                .begin(generation, id, || task.metadata().info());
-            Some(generation)
-        } else {
-            None
-        };
+                .begin(snapshot.generation, id, || task.metadata().info());
+        }
         let prev = context::set_current_task(Some(id));
         self.local.polling.set(true);
         let still_runnable = task.run();
         self.local.polling.set(false);
         context::set_current_task(prev);
-        if stop_generation.is_some() {
+        remote
+            .stats
+            .current
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        if logged {
             remote.laggards.lock().end(id, still_runnable);
         }
     }
@@ -395,16 +422,21 @@ impl Worker {
         }
         let shared = self.local.shared.clone();
         let index = self.local.index;
-        let (parked, wakes) = shared.transition_worker_to_parked(index, self.is_searching);
+        let (parked, wakes) =
+            shared
+                .census
+                .transition_worker_to_parked(index, self.is_searching, || {
+                    shared.has_visible_work()
+                });
         self.is_searching = false;
         if let Parked::Work = parked {
             self.is_searching = true;
             return;
         }
         shared.remotes[index].stats.parks.add_owned(1);
-        wakes.wake();
+        shared.deliver(wakes);
         let remote = &shared.remotes[index];
-        while remote.parked.load(Ordering::Acquire) && !shared.is_shutdown() {
+        while shared.census.is_listed(index) && !shared.is_shutdown() {
             match shared.driver.as_ref().and_then(|d| d.try_lock()) {
                 Some(mut driver) => {
                     self.local.in_driver.set(true);
@@ -425,31 +457,31 @@ impl Worker {
     /// The driver woke tasks into this parked worker's queue. Takes itself
     /// off the sleepers to run them (returns true), unless the world stopped
     /// meanwhile: then they are wakes from outside that raced the stop, and
-    /// they wait in the injector for the resume like any other.
+    /// they wait in the injector for the resume like any other (moved there
+    /// under the census lock: protocol point 12).
     fn claim_after_turn(&mut self) -> bool {
         let shared = self.local.shared.clone();
-        let index = self.local.index;
-        let mut inner = shared.idle.lock();
-        if inner.barrier.is_stopped() {
-            drop(inner);
-            while let Some(task) = self.local.local.pop() {
-                shared.injector.push(task);
+        let local = &self.local.local;
+        let claimed = shared.census.transition_worker_from_turn(
+            self.local.index,
+            || local.pop(),
+            |task| shared.injector.push(task),
+        );
+        match claimed {
+            FromTurn::Stopped => false,
+            FromTurn::AlreadyWoken => {
+                // Someone unparked us meanwhile and counted us searching.
+                self.is_searching = true;
+                true
             }
-            return false;
+            FromTurn::Claimed => {
+                self.is_searching = false;
+                if self.local.local.len() > 1 {
+                    shared.notify_parked();
+                }
+                true
+            }
         }
-        if !shared.idle.remove_sleeper(&mut inner, index) {
-            // Someone unparked us meanwhile and counted us as searching.
-            drop(inner);
-            self.is_searching = true;
-            return true;
-        }
-        shared.remotes[index].parked.store(false, Ordering::Release);
-        drop(inner);
-        self.is_searching = false;
-        if self.local.local.len() > 1 {
-            shared.notify_parked();
-        }
-        true
     }
 
     /// At shutdown: drops what is left in this worker's queues, on this

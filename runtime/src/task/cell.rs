@@ -1,44 +1,74 @@
 //! The future a task cell actually runs: the user's future, wrapped.
 //!
-//! The wrapper does two things around every poll: it catches a panic so
-//! that a panicking task fails its `JoinHandle` instead of taking a worker
-//! down, and it holds the task's registry entry, removing it when the future
-//! is dropped (on completion, abort or shutdown) so the registry only ever
-//! names live tasks. Both fit in the one allocation async-task makes for the
-//! cell.
+//! The wrapper does three things (protocol point 14):
+//!
+//! - it catches a panic in `poll`, so a panicking task fails its
+//!   `JoinHandle` instead of taking a worker down. As in tokio, the future is
+//!   dropped *during* that unwind, so its destructor sees
+//!   `std::thread::panicking()`;
+//! - it drops the future itself, inside `catch_unwind`, as soon as the
+//!   future completes, and again (if still there) when the cell drops it
+//!   after an abort or at shutdown. async-task drops a future inside an
+//!   abort-on-panic guard, so a destructor that panics there would take the
+//!   whole process down; here it fails the `JoinHandle` (or, with nobody
+//!   to tell, is reported by the panic hook only);
+//! - it holds the task's registry entry, removing it when the future is
+//!   done, so the registry only ever names live tasks.
+//!
+//! All of it fits in the one allocation async-task makes for the cell. The
+//! wrapper borrows the cell's own metadata (async-task keeps the metadata
+//! alive as long as the future: `Builder::spawn_unchecked`), where an
+//! aborting `JoinHandle` leaves a place for a destructor's panic.
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::id::Id;
+use super::id::TaskMeta;
 use super::join::JoinError;
 use crate::scheduler::Shared;
 use crate::sync::Arc;
 
-pub(crate) struct TaskFuture<F> {
-    future: F,
-    registration: Option<Registration>,
-    id: Id,
+pin_project_lite::pin_project! {
+    pub(crate) struct TaskFuture<'a, F> {
+        // `None` once the future has been dropped.
+        #[pin]
+        future: Option<F>,
+        meta: &'a TaskMeta,
+        registration: Option<Registration>,
+    }
+
+    impl<'a, F> PinnedDrop for TaskFuture<'a, F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            if this.future.is_none() {
+                return;
+            }
+            // Dropped before completing: aborted, or at shutdown.
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| this.future.set(None))) {
+                if let Some(sink) = this.meta.abort_sink.lock().as_ref() {
+                    *sink.lock() = Some(payload);
+                }
+            }
+        }
+    }
 }
 
 /// A registry entry, removed when dropped.
 pub(crate) struct Registration {
     shared: Arc<Shared>,
-    id: Id,
+    id: super::Id,
 }
 
 impl Registration {
-    pub(crate) fn new(shared: Arc<Shared>, id: Id) -> Registration {
+    pub(crate) fn new(shared: Arc<Shared>, id: super::Id) -> Registration {
         Registration { shared, id }
     }
-}
 
-impl Registration {
     /// The deterministic runtime's seed, to name in a panic report.
     fn seed(&self) -> Option<u64> {
-        self.shared.det.as_ref().map(|d| d.seed())
+        self.shared.flavor.seed()
     }
 }
 
@@ -48,31 +78,54 @@ impl Drop for Registration {
     }
 }
 
-impl<F> TaskFuture<F> {
-    pub(crate) fn new(future: F, id: Id, registration: Option<Registration>) -> Self {
+impl<'a, F> TaskFuture<'a, F> {
+    pub(crate) fn new(future: F, meta: &'a TaskMeta, registration: Option<Registration>) -> Self {
         TaskFuture {
-            future,
+            future: Some(future),
+            meta,
             registration,
-            id,
         }
     }
 }
 
-impl<F: Future> Future for TaskFuture<F> {
+/// Drops the future if its poll unwinds, while the panic is in flight.
+struct DropOnUnwind<'p, F>(Pin<&'p mut Option<F>>);
+
+impl<F> Drop for DropOnUnwind<'_, F> {
+    fn drop(&mut self) {
+        self.0.set(None);
+    }
+}
+
+impl<F: Future> Future for TaskFuture<'_, F> {
     type Output = Result<F::Output, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // SAFETY: `future` is structurally pinned: it is never moved out of
-        // `self` and `TaskFuture` has no `Drop` impl that could move it; the
-        // other fields are never pinned, so handing out `&mut` to them is
-        // fine. This is the projection pin-project would generate.
-        let this = unsafe { self.get_unchecked_mut() };
-        // SAFETY: see above; `this.future` stays where it is until dropped.
-        let future = unsafe { Pin::new_unchecked(&mut this.future) };
-        let id = this.id;
-        let out = match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+        let mut this = self.project();
+        let id = this.meta.id;
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            let mut guard = DropOnUnwind(this.future.as_mut());
+            let poll = guard
+                .0
+                .as_mut()
+                .as_pin_mut()
+                .expect("a task's future polled after it completed")
+                .poll(cx);
+            std::mem::forget(guard);
+            poll
+        }));
+        let out = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(value)) => Ok(value),
+            Ok(Poll::Ready(value)) => {
+                match catch_unwind(AssertUnwindSafe(|| this.future.set(None))) {
+                    Ok(()) => Ok(value),
+                    Err(payload) => {
+                        // The output's own destructor is the user's too.
+                        let _ = catch_unwind(AssertUnwindSafe(move || drop(value)));
+                        Err(JoinError::panic(id, payload))
+                    }
+                }
+            }
             Err(payload) => {
                 let seed = this.registration.as_ref().and_then(|r| r.seed());
                 if let Some(seed) = seed {

@@ -4,10 +4,13 @@
 //! them never needs a lock or an extra allocation: a stop's laggard report
 //! reads them straight from the runnable it is about to poll.
 
+use std::any::Any;
 use std::fmt;
 use std::num::NonZeroU64;
 use std::panic::Location;
 use std::sync::Arc as StdArc;
+
+use crate::sync::Mutex;
 
 /// An opaque id that is unique among the tasks of one runtime.
 ///
@@ -54,11 +57,29 @@ impl fmt::Display for Id {
 }
 
 /// The header of every task cell.
-#[derive(Debug)]
 pub(crate) struct TaskMeta {
     pub(crate) id: Id,
     pub(crate) name: Option<StdArc<str>>,
     pub(crate) location: &'static Location<'static>,
+    /// Where the panic of an aborted task's destructor goes, so that its
+    /// `JoinHandle` reports it (protocol point 14). Set by
+    /// `JoinHandle::abort` before it cancels; read by the task cell when it
+    /// drops the future. `None` for a task nobody aborted: its destructor's
+    /// panic is contained and reported by the panic hook only.
+    pub(crate) abort_sink: Mutex<Option<StdArc<PanicSlot>>>,
+}
+
+/// One caught panic payload, handed from the task cell to its handle.
+pub(crate) type PanicSlot = Mutex<Option<Box<dyn Any + Send + 'static>>>;
+
+impl fmt::Debug for TaskMeta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskMeta")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A task's identity as reports show it.
@@ -70,6 +91,19 @@ pub(crate) struct TaskInfo {
 }
 
 impl TaskMeta {
+    pub(crate) fn new(
+        id: Id,
+        name: Option<StdArc<str>>,
+        location: &'static Location<'static>,
+    ) -> TaskMeta {
+        TaskMeta {
+            id,
+            name,
+            location,
+            abort_sink: Mutex::new(None),
+        }
+    }
+
     pub(crate) fn info(&self) -> TaskInfo {
         TaskInfo {
             id: self.id,

@@ -12,10 +12,12 @@ use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::ptr::NonNull;
+use std::sync::Arc as StdArc;
 use std::sync::Mutex as StdMutex;
 use std::task::{Context, Poll, Waker};
 
-use super::id::{Id, TaskMeta};
+use super::id::{Id, PanicSlot, TaskMeta};
 use crate::sync::Mutex;
 
 /// async-task's handle in its fallible form: a task whose runnable was
@@ -40,6 +42,7 @@ type Cancelling<T> = Pin<Box<dyn Future<Output = Option<Result<T, JoinError>>> +
 /// ```
 pub struct JoinHandle<T> {
     id: Id,
+    meta: MetaRef,
     // A lock so that `abort(&self)` can swap the state, as tokio's
     // `abort` takes `&self`; it is only ever contended by the owner racing
     // itself across threads, which a `&JoinHandle` allows.
@@ -48,14 +51,42 @@ pub struct JoinHandle<T> {
 
 enum State<T> {
     Running(Cell<T>),
-    Aborting(Cancelling<T>),
+    Aborting {
+        cancelling: Cancelling<T>,
+        /// Where the cell puts a panic from the future's destructor.
+        sink: StdArc<PanicSlot>,
+    },
     Done,
+}
+
+/// The task's metadata, for `abort`. async-task's fallible handle does not
+/// expose it, so the handle keeps its address from when it still could.
+struct MetaRef(NonNull<TaskMeta>);
+
+// SAFETY: `TaskMeta` is `Sync` (its one mutable part is behind a lock), so
+// sharing a reference to it across threads is sound; when the reference may
+// be used is `MetaRef::get`'s contract.
+unsafe impl Send for MetaRef {}
+// SAFETY: as above.
+unsafe impl Sync for MetaRef {}
+
+impl MetaRef {
+    /// # Safety
+    ///
+    /// The caller must hold the task (`State::Running`): a task handle keeps
+    /// the cell allocated, and the metadata lives in the cell's header.
+    unsafe fn get(&self) -> &TaskMeta {
+        // SAFETY: the pointer came from `Task::metadata` and the cell is
+        // still allocated (the caller's contract).
+        unsafe { self.0.as_ref() }
+    }
 }
 
 impl<T: Send + 'static> JoinHandle<T> {
     pub(crate) fn new(task: async_task::Task<Result<T, JoinError>, TaskMeta>) -> Self {
         JoinHandle {
             id: task.metadata().id,
+            meta: MetaRef(NonNull::from(task.metadata())),
             state: Mutex::new(State::Running(task.fallible())),
         }
     }
@@ -77,7 +108,8 @@ impl<T: Send + 'static> JoinHandle<T> {
     /// Aborts the task. A queued or blocked task is dropped without being
     /// polled again; a task being polled right now is dropped when that poll
     /// returns. Awaiting the handle then yields a cancelled [`JoinError`],
-    /// unless the task had already finished.
+    /// unless the task had already finished, or a panicked one if the
+    /// future's destructor panicked (the panic is caught, as in tokio).
     ///
     /// # Examples
     ///
@@ -91,6 +123,11 @@ impl<T: Send + 'static> JoinHandle<T> {
     pub fn abort(&self) {
         let mut state = self.state.lock();
         if let State::Running(_) = &*state {
+            let sink = StdArc::new(PanicSlot::new(None));
+            // SAFETY: the state is `Running`: this handle still holds the
+            // task, so its cell (and metadata) is allocated.
+            let meta = unsafe { self.meta.get() };
+            *meta.abort_sink.lock() = Some(sink.clone());
             let State::Running(task) = std::mem::replace(&mut *state, State::Done) else {
                 unreachable!()
             };
@@ -99,13 +136,13 @@ impl<T: Send + 'static> JoinHandle<T> {
             // last time so the future is dropped on a worker. Poll it once
             // here so the abort takes effect now, not when someone awaits.
             let mut cancelling: Cancelling<T> = Box::pin(task.cancel());
-            match cancelling
+            if let Poll::Ready(out) = cancelling
                 .as_mut()
                 .poll(&mut Context::from_waker(Waker::noop()))
             {
-                Poll::Ready(out) => *state = State::Aborting(Box::pin(std::future::ready(out))),
-                Poll::Pending => *state = State::Aborting(cancelling),
+                cancelling = Box::pin(std::future::ready(out));
             }
+            *state = State::Aborting { cancelling, sink };
         }
     }
 
@@ -123,7 +160,7 @@ impl<T: Send + 'static> JoinHandle<T> {
     pub fn is_finished(&self) -> bool {
         match &*self.state.lock() {
             State::Running(task) => task.is_finished(),
-            State::Aborting(_) | State::Done => true,
+            State::Aborting { .. } | State::Done => true,
         }
     }
 }
@@ -137,8 +174,11 @@ impl<T: Send + 'static> Future for JoinHandle<T> {
         let out = match &mut *state {
             State::Running(task) => std::task::ready!(Pin::new(task).poll(cx))
                 .unwrap_or_else(|| Err(JoinError::cancelled(id))),
-            State::Aborting(fut) => std::task::ready!(fut.as_mut().poll(cx))
-                .unwrap_or_else(|| Err(JoinError::cancelled(id))),
+            State::Aborting { cancelling, sink } => std::task::ready!(cancelling.as_mut().poll(cx))
+                .unwrap_or_else(|| match sink.lock().take() {
+                    Some(payload) => Err(JoinError::panic(id, payload)),
+                    None => Err(JoinError::cancelled(id)),
+                }),
             State::Done => panic!("JoinHandle polled after it returned Ready"),
         };
         *state = State::Done;
@@ -253,7 +293,8 @@ impl JoinError {
     ///
     /// # Panics
     ///
-    /// Panics if the task was cancelled rather than panicking.
+    /// Panics if the task was cancelled rather than panicking; the panic
+    /// points at the caller's line.
     ///
     /// # Examples
     ///
@@ -262,6 +303,7 @@ impl JoinError {
     /// let err = rt.block_on(rt.spawn(async { panic!("boom") })).unwrap_err();
     /// assert_eq!(*err.into_panic().downcast::<&str>().unwrap(), "boom");
     /// ```
+    #[track_caller]
     pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
         self.try_into_panic()
             .expect("JoinError::into_panic called on a cancelled task's error")
@@ -322,8 +364,15 @@ impl fmt::Display for JoinError {
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
+            // tokio's shape, which logs and tests grep for.
             Repr::Cancelled => write!(f, "JoinError::Cancelled({:?})", self.id),
-            Repr::Panic(_) => write!(f, "JoinError::Panic({:?}, {self})", self.id),
+            Repr::Panic(p) => {
+                let p = p.lock().unwrap_or_else(|e| e.into_inner());
+                match panic_message(&**p) {
+                    Some(msg) => write!(f, "JoinError::Panic({:?}, {msg:?}, ...)", self.id),
+                    None => write!(f, "JoinError::Panic({:?}, ...)", self.id),
+                }
+            }
         }
     }
 }

@@ -12,5 +12,5 @@ pub use id::Id;
 pub(crate) use id::{TaskInfo, TaskMeta};
 pub use join::{JoinError, JoinHandle};
 pub use spawn::{id, spawn, spawn_blocking, Builder};
-pub(crate) use spawn::{spawn_blocking_on, spawn_on};
+pub(crate) use spawn::{schedule_spawned, spawn_blocking_on, spawn_on};
 pub use yield_now::yield_now;

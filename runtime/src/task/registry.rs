@@ -83,6 +83,11 @@ impl Registry {
         out
     }
 
+    /// The identity of live task `id`.
+    pub(crate) fn info(&self, id: Id) -> Option<TaskInfo> {
+        self.shard(id).lock().get(&id).map(|(_, info)| info.clone())
+    }
+
     /// Identities of every live task, by id (for a deadlock report: O(tasks),
     /// but only when the program is already stuck).
     pub(crate) fn infos(&self) -> Vec<TaskInfo> {

@@ -9,13 +9,12 @@ use std::future::Future;
 use std::panic::Location;
 use std::sync::Arc as StdArc;
 
-use async_task::WithInfo;
-
 use super::cell::{Registration, TaskFuture};
 use super::id::TaskMeta;
 use super::join::JoinHandle;
 use crate::context::WakeTarget;
 use crate::handle::Handle;
+use crate::scheduler::{Shared, Task};
 use crate::sync::Arc;
 
 pub(crate) fn spawn_on<F>(
@@ -30,23 +29,13 @@ where
 {
     let shared = &handle.shared;
     let id = shared.next_id();
-    let meta = TaskMeta { id, name, location };
-    let future = TaskFuture::new(future, id, Some(Registration::new(shared.clone(), id)));
-    let scheduler = Arc::clone(shared);
-    let builder = async_task::Builder::new().metadata(meta);
-    // The flavours differ only in where a wake goes: one schedule function
-    // each, chosen once per task, so the multi-thread wake path carries no
-    // flavour test.
-    let (runnable, task) = if shared.det.is_some() {
-        builder.spawn(
-            move |_| future,
-            move |runnable| scheduler.schedule_deterministic(runnable),
-        )
-    } else {
-        builder.spawn(
-            move |_| future,
-            WithInfo(move |runnable, info| scheduler.schedule(runnable, info)),
-        )
+    let meta = TaskMeta::new(id, name, location);
+    let registration = Registration::new(shared.clone(), id);
+    // SAFETY: the future borrows nothing but the cell's own metadata.
+    let (runnable, task) = unsafe {
+        crate::flavor::spawn_cell(shared, meta, move |meta| {
+            TaskFuture::new(future, meta, Some(registration))
+        })
     };
     if shared.is_shutdown() {
         // Like tokio: a task spawned on a runtime that is shutting down is
@@ -57,11 +46,13 @@ where
     shared
         .registry
         .insert(runnable.metadata().info(), runnable.waker());
-    if shared.det.is_some() {
-        // Spawning runs nothing: the task waits for the caller to drive.
-        shared.injector.push(runnable);
-        return JoinHandle::new(task);
-    }
+    crate::flavor::schedule_spawned(shared, runnable);
+    JoinHandle::new(task)
+}
+
+/// The multi-thread flavour's first scheduling of a new task: on this
+/// worker's queues if spawned from one of its tasks, else the injector.
+pub(crate) fn schedule_spawned(shared: &Shared, runnable: Task) {
     let on_worker = crate::context::with_wake_target(shared, |target| match target {
         WakeTarget::Worker(w) => {
             w.count_spawn();
@@ -75,7 +66,6 @@ where
         shared.remote_spawns.add_shared(1);
         shared.schedule_remote(runnable);
     }
-    JoinHandle::new(task)
 }
 
 pub(crate) fn spawn_blocking_on<F, R>(
@@ -90,22 +80,26 @@ where
 {
     let shared = &handle.shared;
     let id = shared.next_id();
-    let meta = TaskMeta { id, name, location };
+    let meta = TaskMeta::new(id, name, location);
     let mut f = Some(f);
     let body = std::future::poll_fn(move |_| {
         std::task::Poll::Ready((f.take().expect("blocking job polled after it finished"))())
     });
-    let future = TaskFuture::new(body, id, None);
     let pool_shared = Arc::clone(shared);
-    let (runnable, task) = async_task::Builder::new().metadata(meta).spawn(
-        move |_| future,
-        move |runnable| schedule_blocking(&pool_shared, runnable),
-    );
+    // SAFETY: the future borrows nothing but the cell's own metadata; it
+    // and the schedule function are `Send`, and the schedule function is
+    // `Sync + 'static` (it owns an `Arc`).
+    let (runnable, task) = unsafe {
+        async_task::Builder::new().metadata(meta).spawn_unchecked(
+            move |meta| TaskFuture::new(body, meta, None),
+            move |runnable| schedule_blocking(&pool_shared, runnable),
+        )
+    };
     runnable.schedule();
     JoinHandle::new(task)
 }
 
-fn schedule_blocking(shared: &Arc<crate::scheduler::Shared>, runnable: crate::scheduler::Task) {
+fn schedule_blocking(shared: &Arc<Shared>, runnable: Task) {
     let for_thread = Arc::clone(shared);
     shared.blocking.schedule(runnable, move |n| {
         let name = format!("{}-{n}", for_thread.blocking.thread_name());
@@ -180,16 +174,19 @@ where
     spawn_blocking_on(&handle, f, None, location)
 }
 
+/// The current runtime, or a panic that points at the user's call (a
+/// closure cannot carry `#[track_caller]`, so no `unwrap_or_else` here).
 #[track_caller]
 fn current_or_panic(what: &str, instead: &str) -> Handle {
-    crate::context::try_current().unwrap_or_else(|| {
-        panic!(
+    match crate::context::try_current() {
+        Some(handle) => handle,
+        None => panic!(
             "{what} called outside a safepoint runtime: there is no runtime on this thread; \
              use `{instead}` (or `Handle::{}`) from outside, or call it inside \
              `Runtime::block_on` or a spawned task",
             instead.rsplit("::").next().unwrap_or(instead)
-        )
-    })
+        ),
+    }
 }
 
 /// Spawns tasks with a name, which stop reports and panics show.
