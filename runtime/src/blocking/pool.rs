@@ -33,6 +33,8 @@ struct State {
     queue: VecDeque<Task>,
     threads: usize,
     idle: usize,
+    /// Jobs being run right now.
+    running: usize,
     /// Wake-ups handed to idle threads and not yet taken: keeps two jobs
     /// from being promised to the same idle thread.
     notified: usize,
@@ -50,6 +52,7 @@ impl BlockingPool {
                 queue: VecDeque::new(),
                 threads: 0,
                 idle: 0,
+                running: 0,
                 notified: 0,
                 shutdown: false,
                 next_thread_id: 0,
@@ -113,12 +116,16 @@ impl BlockingPool {
         let mut state = self.state.lock();
         loop {
             if let Some(job) = state.queue.pop_front() {
+                state.running += 1;
                 drop(state);
                 job.run();
+                state = self.state.lock();
+                state.running -= 1;
                 if let Some(io) = &self.interrupt_on_job_done {
+                    // After the count dropped: a runner that saw the job
+                    // running is waiting in the driver, or will see it done.
                     io.unpark();
                 }
-                state = self.state.lock();
                 continue;
             }
             if state.shutdown {
@@ -178,6 +185,12 @@ impl BlockingPool {
             }
         }
         true
+    }
+
+    /// Jobs queued or running.
+    pub(crate) fn busy(&self) -> usize {
+        let s = self.state.lock();
+        s.running + s.queue.len()
     }
 
     /// (threads, idle threads, queued jobs).

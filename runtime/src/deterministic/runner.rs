@@ -240,9 +240,7 @@ pub(crate) fn block_on<F: Future>(
             .io
             .as_ref()
             .expect("the deterministic runtime has a driver");
-        let (threads, idle, queued) = shared.blocking.counts();
-        let blocking_busy = threads - idle + queued > 0;
-        if io.io_waiters() > 0 || blocking_busy {
+        if io.io_waiters() > 0 || shared.blocking.busy() > 0 {
             // Real I/O or a blocking job is in flight: wait for the OS (a
             // finished job interrupts the wait), never skip virtual time
             // past it (protocol point 9).
