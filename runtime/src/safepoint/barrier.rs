@@ -18,7 +18,7 @@
 
 use std::collections::VecDeque;
 use std::task::Waker;
-use std::thread::ThreadId;
+use crate::sync::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use super::stats::StopStats;
@@ -462,7 +462,7 @@ mod tests {
     fn an_outside_thread_holds_the_world_only_once_stopped() {
         let mut b: Barrier<u32> = Barrier::new();
         let now = Instant::now();
-        let me = std::thread::current().id();
+        let me = crate::sync::thread::current().id();
         let (t, _) = b.enqueue(Requester::Thread(me), noop(), now, Vec::new);
         assert!(!b.stopped_by_thread(me));
         b.declare(now);

@@ -575,6 +575,12 @@ impl Census {
     /// in between. Lock-free; also during a stop, where the future is held
     /// runnable until the resume.
     pub(crate) fn count_wake(&self, slot: &BlockOnSlot) {
+        // The waker reached this thread through async-task's atomics, which
+        // loom cannot see; the slot was listed under the lock after it was
+        // made, so taking the lock gives the model the edge the real
+        // program has.
+        #[cfg(loom)]
+        drop(self.lock());
         // Only from IDLE: already counted, or the call is over.
         if slot
             .wake
@@ -827,7 +833,7 @@ impl Census {
             && self
                 .lock()
                 .barrier
-                .stopped_by_thread(std::thread::current().id())
+                .stopped_by_thread(crate::sync::thread::current().id())
     }
 
     /// Whether the world is stopped by a thread outside the runtime.
@@ -923,7 +929,7 @@ mod tests {
         let waker = Waker::noop();
         let (ticket, wakes) = census
             .file_request(
-                Requester::Thread(std::thread::current().id()),
+                Requester::Thread(crate::sync::thread::current().id()),
                 waker,
                 Vec::new,
                 no_work,
@@ -952,7 +958,7 @@ mod tests {
         drop(wakes);
         let slot = census.register_block_on(Id::from_u64(1), Location::caller());
         census.count_wake(&slot);
-        let me = Requester::Thread(std::thread::current().id());
+        let me = Requester::Thread(crate::sync::thread::current().id());
         let (ticket, _) = census
             .file_request(me, Waker::noop(), Vec::new, no_work)
             .unwrap();
@@ -976,7 +982,7 @@ mod tests {
         let census = Census::new(1);
         let kept = std::cell::Cell::new(false);
         let has_work = || kept.get();
-        let me = Requester::Thread(std::thread::current().id());
+        let me = Requester::Thread(crate::sync::thread::current().id());
         let (ticket, _) = census
             .file_request(me, Waker::noop(), Vec::new, has_work)
             .unwrap();

@@ -55,7 +55,7 @@ impl StopTheWorld {
     fn requester(&self) -> Requester {
         match requester_id(&self.shared) {
             Some(id) => Requester::Task(id),
-            None if self.blocking => Requester::Thread(std::thread::current().id()),
+            None if self.blocking => Requester::Thread(crate::sync::thread::current().id()),
             None => Requester::Outside,
         }
     }
