@@ -262,3 +262,250 @@ fn requester_woken_from_another_thread_while_holding_the_world() {
         t.join().unwrap();
     });
 }
+
+// ---- The census as one module (the models below cover the interleavings
+// ---- the redesign is about; `runtime/PROTOCOL.md` names the points).
+
+/// Point 2: with two workers, the stop is declared by whichever arrives
+/// last, and nothing is polled while it is held.
+#[test]
+fn the_last_of_two_workers_to_arrive_declares() {
+    loom::model(|| {
+        let rt = runtime(2);
+        let polls = Arc::new(AtomicUsize::new(0));
+        for _ in 0..2 {
+            let p = polls.clone();
+            rt.spawn(async move {
+                p.fetch_add(1, SeqCst);
+                safepoint::safepoint().await;
+                p.fetch_add(1, SeqCst);
+            });
+        }
+        let world = rt.handle().stop_the_world_blocking();
+        let frozen = polls.load(SeqCst);
+        let_others_run();
+        assert_eq!(polls.load(SeqCst), frozen, "polled while stopped");
+        drop(world);
+        rt.run_until_blocked();
+        assert_eq!(polls.load(SeqCst), 4);
+    });
+}
+
+/// Point 3: a wake from another thread racing the last arrival either
+/// lands before the stop (and runs first) or is kept for the resume: it
+/// never runs while the world is held, and it is never lost.
+#[test]
+fn a_wake_racing_the_last_arrival_is_kept_or_run_first() {
+    loom::model(|| {
+        let rt = runtime(1);
+        let event = Event::default();
+        let (ran, held) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (e, r, h) = (event.clone(), ran.clone(), held.clone());
+        rt.spawn(async move {
+            e.wait().await;
+            assert!(!h.load(SeqCst), "ran while the world was held");
+            r.store(true, SeqCst);
+        });
+        let waker = loom::thread::spawn(move || event.set());
+        let world = rt.handle().stop_the_world_blocking();
+        held.store(true, SeqCst);
+        let_others_run();
+        held.store(false, SeqCst);
+        drop(world);
+        waker.join().unwrap();
+        rt.run_until_blocked();
+        assert!(ran.load(SeqCst), "the wake was lost");
+    });
+}
+
+/// Point 5: a request withdrawn from another thread while the last worker
+/// is arriving: either the world was handed over (and is resumed) or the
+/// request withdrew; either way the task at its safepoint is released.
+#[test]
+fn a_withdrawal_racing_the_declaration_releases_the_task() {
+    loom::model(|| {
+        let rt = runtime(1);
+        let done = Arc::new(AtomicBool::new(false));
+        let d = done.clone();
+        rt.spawn(async move {
+            safepoint::safepoint().await;
+            d.store(true, SeqCst);
+        });
+        let mut request = Box::pin(rt.handle().stop_the_world());
+        let mut cx = Context::from_waker(Waker::noop());
+        let first = request.as_mut().poll(&mut cx);
+        let withdraw = loom::thread::spawn(move || {
+            // Dropped on another thread, whatever the census is doing.
+            if let Poll::Ready(world) = first {
+                drop(world);
+            }
+            drop(request);
+        });
+        withdraw.join().unwrap();
+        rt.run_until_blocked();
+        assert!(
+            done.load(SeqCst),
+            "a task stayed parked after the withdrawal"
+        );
+    });
+}
+
+/// Points 3 and 5: a requester task and an outside requester, in either
+/// order. When the task is queued behind the outside holder, the resume on
+/// the outside thread hands it the world, and the hand-over's wake of the
+/// task races the worker's arrival: the task must end up holding the world
+/// (in its slot, not stranded in the injector while stopped).
+#[test]
+fn a_queued_requester_task_is_handed_the_world() {
+    loom::model(|| {
+        let rt = runtime(1);
+        let handle = rt.handle().clone();
+        let got = Arc::new(AtomicBool::new(false));
+        let g = got.clone();
+        let requester = rt.spawn(async move {
+            let world = handle.stop_the_world().await;
+            g.store(true, SeqCst);
+            drop(world);
+        });
+        let h2 = rt.handle().clone();
+        let outside = loom::thread::spawn(move || drop(h2.stop_the_world_blocking()));
+        rt.block_on(requester).unwrap();
+        outside.join().unwrap();
+        assert!(got.load(SeqCst));
+    });
+}
+
+/// Point 11: a `block_on` future woken from another thread while a stop is
+/// requested keeps the world from stopping until its poll is over, and a
+/// `block_on` future held during a stop runs after the resume.
+#[test]
+fn block_on_as_a_non_requester_during_a_stop() {
+    loom::model(|| {
+        let rt = Arc::new(runtime(1));
+        let event = Event::default();
+        let (polled, held) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (rt2, e, p, h) = (rt.clone(), event.clone(), polled.clone(), held.clone());
+        let blocker = loom::thread::spawn(move || {
+            rt2.block_on(async move {
+                e.wait().await;
+                assert!(!h.load(SeqCst), "block_on polled while the world was held");
+                p.store(true, SeqCst);
+            })
+        });
+        let setter = loom::thread::spawn(move || event.set());
+        let world = rt.handle().stop_the_world_blocking();
+        held.store(true, SeqCst);
+        let_others_run();
+        held.store(false, SeqCst);
+        drop(world);
+        setter.join().unwrap();
+        blocker.join().unwrap();
+        assert!(polled.load(SeqCst));
+    });
+}
+
+/// Point 11: the `block_on` future as the requester: it holds the world,
+/// nothing else runs, and it resumes it.
+#[test]
+fn block_on_as_the_requester() {
+    loom::model(|| {
+        let rt = runtime(1);
+        let polls = Arc::new(AtomicUsize::new(0));
+        let p = polls.clone();
+        rt.spawn(async move {
+            p.fetch_add(1, SeqCst);
+            safepoint::safepoint().await;
+            p.fetch_add(1, SeqCst);
+        });
+        let handle = rt.handle().clone();
+        let (frozen, after) = rt.block_on(async {
+            let world = handle.stop_the_world().await;
+            let frozen = polls.load(SeqCst);
+            let_others_run();
+            let after = polls.load(SeqCst);
+            drop(world);
+            (frozen, after)
+        });
+        assert_eq!(
+            frozen, after,
+            "polled while the block_on requester held the world"
+        );
+        rt.run_until_blocked();
+        assert_eq!(polls.load(SeqCst), 2);
+    });
+}
+
+/// Point 8: quiescence is not reported while a wake kept during a stop
+/// waits for the resume.
+#[test]
+fn quiescence_during_a_stop_waits_for_kept_wakes() {
+    loom::model(|| {
+        let rt = Arc::new(runtime(1));
+        let event = Event::default();
+        let ran = Arc::new(AtomicBool::new(false));
+        let (e, r) = (event.clone(), ran.clone());
+        rt.spawn(async move {
+            e.wait().await;
+            r.store(true, SeqCst);
+        });
+        rt.run_until_blocked();
+        let world = rt.handle().stop_the_world_blocking();
+        event.set(); // kept
+        let (rt2, r2) = (rt.clone(), ran.clone());
+        let waiter = loom::thread::spawn(move || {
+            rt2.run_until_blocked();
+            assert!(r2.load(SeqCst), "quiescence reported over a kept wake");
+        });
+        let_others_run();
+        drop(world);
+        waiter.join().unwrap();
+    });
+}
+
+/// Point 15: shutdown racing a request from another thread: the request
+/// completes (exiting workers count as arrived) and nothing hangs.
+#[test]
+fn shutdown_racing_a_request() {
+    loom::model(|| {
+        let rt = runtime(1);
+        rt.spawn(async {
+            safepoint::task::yield_now().await;
+        });
+        let handle = rt.handle().clone();
+        let requester = loom::thread::spawn(move || drop(handle.stop_the_world_blocking()));
+        drop(rt);
+        requester.join().unwrap();
+    });
+}
+
+/// `abort()` from another thread racing a stop: the aborted task is
+/// dropped (before or after the resume), the stop completes, its handle
+/// reports cancellation.
+#[test]
+fn abort_racing_a_stop() {
+    loom::model(|| {
+        let rt = runtime(1);
+        let h = rt.spawn(async {
+            safepoint::safepoint().await;
+            std::future::pending::<()>().await;
+        });
+        let h = Arc::new(Mutex::new(Some(h)));
+        let h2 = h.clone();
+        let aborter = loom::thread::spawn(move || {
+            if let Some(h) = h2.lock().unwrap().as_ref() {
+                h.abort();
+            }
+        });
+        let world = rt.handle().stop_the_world_blocking();
+        drop(world);
+        aborter.join().unwrap();
+        let h = h.lock().unwrap().take().unwrap();
+        assert!(rt.block_on(h).unwrap_err().is_cancelled());
+    });
+}

@@ -211,10 +211,17 @@ impl Handle {
     /// Stops the world from a thread outside the runtime, blocking it until
     /// the world is stopped.
     ///
+    /// Until the world resumes, this thread counts as its holder, even if
+    /// the [`StoppedWorld`] is moved to another thread: no task can run, so
+    /// a blocking call on this runtime from this thread (`block_on`,
+    /// `run_until_blocked`, another `stop_the_world_blocking`) could only
+    /// wait for itself, and panics instead.
+    ///
     /// # Panics
     ///
-    /// Panics on a worker thread: use
-    /// [`stop_the_world().await`](Handle::stop_the_world) from a task.
+    /// Panics on a worker thread (use
+    /// [`stop_the_world().await`](Handle::stop_the_world) from a task), and
+    /// on a thread that already holds this runtime's world stopped.
     ///
     /// # Examples
     ///

@@ -281,6 +281,13 @@ impl Runtime {
         // reach for it (deregistering a socket, say) work.
         let _enter = crate::context::enter(&self.handle);
         drop_all_tasks(shared);
+        // A stop requested during the drain (work was still queued then) is
+        // declared now that nothing is left.
+        shared.deliver(
+            shared
+                .census
+                .transition_to_shut_down(|| shared.has_visible_work()),
+        );
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         shared.blocking.shutdown(remaining);
     }

@@ -16,9 +16,9 @@
 //! The barrier is generic over the runnable it keeps for the requester
 //! (`R`), so the tests can use plain numbers.
 
+use crate::sync::thread::ThreadId;
 use std::collections::VecDeque;
 use std::task::Waker;
-use crate::sync::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use super::stats::StopStats;

@@ -21,8 +21,10 @@
 //!   live `block_on` calls, and the barrier ([`Barrier`]: requests, tickets,
 //!   safepoint waiters, quiescence waiters).
 //!
-//! Orderings (each a SeqCst store-then-load pair, so at least one side sees
-//! the other):
+//! Orderings (each a store-then-load pair on each side, with a SeqCst fence
+//! between the store and the load, so at least one side sees the other; the
+//! fences also make the argument hold under loom, which models SeqCst
+//! fences exactly but treats SeqCst loads and stores as AcqRel):
 //!
 //! - *A wake is never lost* (protocol point 12): a producer pushes (a SeqCst
 //!   RMW inside the queue), fences, then reads the word; a parking worker
@@ -48,7 +50,7 @@ use std::time::{Duration, Instant};
 use super::barrier::{Barrier, Phase, Requester};
 use super::flags::{StopFlags, REQUESTED, RUNNING, STOPPED, STOPS_IN_PROCESS};
 use crate::scheduler::Task;
-use crate::sync::{AtomicBool, AtomicU64, Mutex, MutexGuard, Ordering};
+use crate::sync::{fence, AtomicBool, AtomicU64, Mutex, MutexGuard, Ordering};
 use crate::task::Id;
 
 const FIELD: u64 = 0xFFFF;
@@ -162,6 +164,8 @@ pub(crate) struct StopFacts {
 
 /// What a pending request knows, for its laggard report.
 pub(crate) struct PendingFacts {
+    /// The requester, if it is a task: never its own laggard.
+    pub(crate) requester: Option<Id>,
     pub(crate) generation: u64,
     pub(crate) at_safepoint: usize,
     pub(crate) requested_at: Instant,
@@ -488,6 +492,14 @@ impl Census {
 
     // ---- idleness ----------------------------------------------------------
 
+    /// Shutdown dropped every task left: with the workers gone, nobody else
+    /// would look again, so a request filed while tasks were still queued is
+    /// declared here (protocol point 15).
+    pub(crate) fn transition_to_shut_down(&self, has_work: impl Fn() -> bool) -> Wakes {
+        let mut st = self.lock();
+        self.check_all_idle(&mut st, has_work)
+    }
+
     /// Every worker is parked and nothing is active. Declares a pending
     /// stop, and releases quiescence waiters if no task is runnable at all
     /// (`has_work`: queued work, kept wakes included; protocol point 8).
@@ -512,8 +524,11 @@ impl Census {
         wakes
     }
 
-    /// Declares what is due if everything is idle now. Lock held.
+    /// Declares what is due if everything is idle now. Lock held. The
+    /// fence orders it after the caller's publication of the phase or of
+    /// `quiescence_wanted` (module docs).
     fn check_all_idle(&self, st: &mut State, has_work: impl Fn() -> bool) -> Wakes {
+        fence(Ordering::SeqCst);
         let word = self.word.load(Ordering::SeqCst);
         if unparked(word) == 0 && active(word) == 0 {
             self.on_all_idle(st, has_work())
@@ -602,6 +617,7 @@ impl Census {
         {
             self.word.fetch_add(ACTIVE_ONE, Ordering::SeqCst);
         }
+        fence(Ordering::SeqCst);
         if self.flags.phase_seqcst() != RUNNING {
             let mut st = self.lock();
             if st.barrier.is_stopped() && !st.barrier.is_requester(Some(slot.id)) {
@@ -649,6 +665,9 @@ impl Census {
     pub(crate) fn end_active(&self, has_work: impl Fn() -> bool) -> Wakes {
         let prev = self.word.fetch_sub(ACTIVE_ONE, Ordering::SeqCst);
         let last = unparked(prev) == 0 && active(prev) == 1;
+        if last {
+            fence(Ordering::SeqCst);
+        }
         if last
             && (self.flags.phase_seqcst() != RUNNING
                 || self.quiescence_wanted.load(Ordering::SeqCst))
@@ -691,6 +710,7 @@ impl Census {
     /// pusher that reads any other phase takes the lock, and so runs after
     /// any declaration that missed its task.
     pub(crate) fn may_be_requester(&self, id: Id) -> bool {
+        // The caller fenced after its push.
         self.flags.phase_seqcst() != RUNNING
             && self.requester_id.load(Ordering::SeqCst) == id.as_u64()
     }
@@ -778,6 +798,10 @@ impl Census {
             st.barrier.update_waker(ticket, waker);
         }
         RequestState::Pending(PendingFacts {
+            requester: match st.barrier.requester() {
+                Some(Requester::Task(id)) => Some(id),
+                _ => None,
+            },
             generation: st.barrier.generation(),
             at_safepoint: st.barrier.at_safepoint(),
             requested_at: st.barrier.requested_at().unwrap_or_else(Instant::now),
@@ -888,6 +912,7 @@ impl Census {
         // Store, then look at the word: the other half of `end_active`'s
         // decrement-then-load (module docs).
         self.quiescence_wanted.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
         if self.is_quiescent(&st, has_work) {
             let mut wakers = st.barrier.take_quiescence_waiters();
             wakers.retain(|w| !w.will_wake(waker));

@@ -158,6 +158,18 @@ fn laggards(shared: &Shared, facts: &PendingFacts) -> Vec<Laggard> {
         .collect(facts.generation, &mut records);
     let now = Instant::now();
     let since_request = now.saturating_duration_since(facts.requested_at);
+    // A task polled by several workers has a record in each log: keep the
+    // one runnable longest. The requester waits for the others; it is never
+    // their laggard.
+    records.retain(|r| Some(r.info.id) != facts.requester);
+    records.sort_by_key(|r| (r.info.id, r.first_seen));
+    records.dedup_by(|later, kept| {
+        let same = later.info.id == kept.info.id;
+        if same {
+            kept.polling_since = kept.polling_since.or(later.polling_since);
+        }
+        same
+    });
     let mut laggards: Vec<Laggard> = records
         .iter()
         .map(|r| {
@@ -184,7 +196,7 @@ fn laggards(shared: &Shared, facts: &PendingFacts) -> Vec<Laggard> {
         let Some(id) = (current != 0 && unmoved).then(|| Id::from_u64(current)) else {
             continue;
         };
-        if named(&laggards, id) {
+        if named(&laggards, id) || Some(id) == facts.requester {
             continue;
         }
         let (name, location) = match shared.registry.info(id) {
@@ -207,7 +219,7 @@ fn laggards(shared: &Shared, facts: &PendingFacts) -> Vec<Laggard> {
     // polling now and not logged began before the request.
     for slot in &facts.block_ons {
         let (_, polling) = slot.polling();
-        if polling && !named(&laggards, slot.id) {
+        if polling && !named(&laggards, slot.id) && Some(slot.id) != facts.requester {
             laggards.push(Laggard {
                 id: slot.id,
                 name: Some(String::from("block_on")),
