@@ -1,5 +1,7 @@
 //! Examples of the safepoint runtime.
 //!
 //! - [`kv`]: a Redis-compatible key-value server that checkpoints by stopping the world.
+//! - [`server_args`]: the command line of the HTTP examples (`http`, `axum`).
 
 pub mod kv;
+pub mod server_args;

@@ -33,6 +33,41 @@
 //! }
 //! ```
 //!
+//! And with axum (a `Router` with state, connection info, a route that
+//! stops the world, graceful shutdown on Ctrl-C):
+//!
+//! ```no_run
+//! use std::{sync::{atomic::{AtomicU64, Ordering}, Arc}, time::Duration};
+//! use axum::{extract::State, routing::{get, post}, Extension, Json, Router};
+//! use safepoint_hyper::{serve, ConnectionInfo, TowerToHyperService};
+//!
+//! #[derive(Default)]
+//! struct App { version: AtomicU64 }
+//! async fn hello(Extension(conn): Extension<ConnectionInfo>) -> String {
+//!     format!("Hello, {}!", conn.peer_addr)
+//! }
+//!
+//! async fn reload(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+//!     let world = safepoint::Handle::current().stop_the_world().await; // nothing else runs now
+//!     let version = app.version.fetch_add(1, Ordering::Relaxed) + 1;
+//!     let pause = world.report().time_to_stop;
+//!     Json(serde_json::json!({ "version": version, "time_to_stop_us": pause.as_micros() }))
+//! }
+//!
+//! fn main() -> std::io::Result<()> {
+//!     safepoint::Runtime::new()?.block_on(async {
+//!         let app = Router::new().route("/", get(hello)).route("/reload", post(reload))
+//!             .with_state(Arc::new(App::default()));
+//!         let listener = safepoint::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!         let shutdown = async { safepoint::signal::ctrl_c().await.ok(); };
+//!         let report = serve(listener, TowerToHyperService::new(app))
+//!             .with_graceful_shutdown(shutdown, Duration::from_secs(10)).await?;
+//!         println!("{report}");
+//!         Ok(())
+//!     })
+//! }
+//! ```
+//!
 //! hyper-util is used with its `server-auto` and `server-graceful` features
 //! only: none of them starts tokio's runtime (tokio appears in the tree for
 //! its `sync` channels and the I/O traits h2 is written against).
