@@ -5,6 +5,8 @@
 //! * [`tcp`]: [`TcpListener`], [`TcpStream`] and its owned halves, [`TcpSocket`].
 //! * `fd`: `AsRawFd`/`AsFd`/`IntoRawFd` for all of them.
 //! * `uninit`: reads into uninitialised buffers (hyper's, tokio's).
+//! * `tokio_io`: tokio's `AsyncRead`/`AsyncWrite` on the streams (feature
+//!   `tokio-io`).
 //! * `udp`: [`UdpSocket`].
 //! * [`unix`]: [`UnixListener`], [`UnixStream`].
 //! * `addr`: resolving `ToSocketAddrs` and trying each address.
@@ -13,6 +15,8 @@ mod addr;
 mod fd;
 mod poll_evented;
 pub mod tcp;
+#[cfg(feature = "tokio-io")]
+mod tokio_io;
 mod udp;
 mod uninit;
 pub mod unix;
