@@ -9,16 +9,18 @@
 //!      -d '{"greeting":"Bonjour"}' http://127.0.0.1:3000/reload
 //! ```
 //!
-//! The configuration is kept in two parts synchronised separately (the
-//! greeting behind a mutex, its version in an atomic), the way real
-//! configuration ends up spread over several structures. Each part alone is
-//! safe to read, but a reader between two writes would see a new greeting
-//! with an old version. `POST /reload` therefore writes both while the world
-//! is stopped: no handler runs then, and handlers read both parts with no
-//! `.await` in between, so every response sees both parts of one version.
-//! `GET /config` reports `consistent: true` by checking that the greeting
-//! carries its version; the reload answers with the stop's report
-//! (time to stop, how long the world was held, how many tasks were parked).
+//! The configuration is kept in three parts synchronised separately (the
+//! greeting and a page rendered from it behind two mutexes, their version in
+//! an atomic), the way real configuration ends up spread over several
+//! structures with derived data. Each part alone is safe to read, but a
+//! reader between the writes of a reload would see a new greeting with an
+//! old page or version. `POST /reload` therefore writes all three, rendering
+//! included, while the world is stopped: no handler runs then, and handlers
+//! read the parts with no `.await` in between, so every response sees one
+//! version. `GET /config` reports `consistent: true` when the page's header
+//! matches the greeting and version it was read with; the reload answers
+//! with the stop's report (time to stop, how long the world was held, how
+//! many tasks were parked).
 //! Handlers read the client's address through `Extension<ConnectionInfo>`.
 //! SIGTERM or Ctrl-C shuts down gracefully; the process then exits 0.
 
@@ -36,28 +38,65 @@ use safepoint_examples::server_args::{self, ServerArgs};
 use safepoint_hyper::{ConnectionInfo, TowerToHyperService};
 use serde::{Deserialize, Serialize};
 
-/// The shared state: the two-part configuration and a request counter.
+/// The shared state: the three-part configuration and a request counter.
 struct App {
-    /// The greeting, always ending in ` (vN)` for its version N.
     greeting: Mutex<String>,
-    /// The version the greeting belongs to.
+    /// [`render`] of the greeting and version.
+    page: Mutex<Arc<str>>,
     version: AtomicU64,
     served: AtomicU64,
 }
 
 impl App {
-    /// Reads both parts. No `.await` between the reads: a stop cannot
-    /// happen in between, so they belong together.
-    fn read(&self) -> (String, u64) {
-        let greeting = self.greeting.lock().clone();
-        let version = self.version.load(Ordering::Relaxed);
-        (greeting, version)
+    fn new(greeting: &str) -> App {
+        App {
+            greeting: Mutex::new(greeting.to_owned()),
+            page: Mutex::new(render(greeting, 1).into()),
+            version: AtomicU64::new(1),
+            served: AtomicU64::new(0),
+        }
     }
+
+    /// Reads the parts. No `.await` between the reads: a stop cannot happen
+    /// in between, so they belong together.
+    fn read(&self) -> (String, Arc<str>, u64) {
+        let greeting = self.greeting.lock().clone();
+        let page = self.page.lock().clone();
+        let version = self.version.load(Ordering::Relaxed);
+        (greeting, page, version)
+    }
+
+    /// Installs a new configuration part by part, rendering the page from
+    /// the greeting just stored. Only called while the world is stopped: a
+    /// reader in the middle (new greeting, old page) is what must never be.
+    fn install(&self, greeting: String) -> u64 {
+        let version = self.version.load(Ordering::Relaxed) + 1;
+        *self.greeting.lock() = greeting.clone();
+        let page = render(&greeting, version);
+        *self.page.lock() = page.into();
+        self.version.store(version, Ordering::Relaxed);
+        version
+    }
+}
+
+fn header(greeting: &str, version: u64) -> String {
+    format!("<h1>{greeting}</h1><!-- v{version} -->\n")
+}
+
+/// The page served for a configuration: some 100 KiB, derived data that
+/// takes real work to rebuild.
+fn render(greeting: &str, version: u64) -> String {
+    let mut page = header(greeting, version);
+    for i in 0..4000 {
+        page.push_str(&format!("<p>{greeting}, reader #{i}</p>\n"));
+    }
+    page
 }
 
 #[derive(Serialize)]
 struct ConfigView {
     greeting: String,
+    page_bytes: usize,
     version: u64,
     consistent: bool,
     client: String,
@@ -69,9 +108,10 @@ async fn config(
     Extension(conn): Extension<ConnectionInfo>,
 ) -> Json<ConfigView> {
     let served = app.served.fetch_add(1, Ordering::Relaxed) + 1;
-    let (greeting, version) = app.read();
-    let consistent = greeting.ends_with(&format!(" (v{version})"));
+    let (greeting, page, version) = app.read();
+    let consistent = page.starts_with(&header(&greeting, version));
     Json(ConfigView {
+        page_bytes: page.len(),
         greeting,
         version,
         consistent,
@@ -112,9 +152,7 @@ async fn reload(
         .await
         .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     let held = Instant::now();
-    let version = app.version.load(Ordering::Relaxed) + 1;
-    *app.greeting.lock() = format!("{} (v{version})", new.greeting);
-    app.version.store(version, Ordering::Relaxed);
+    let version = app.install(new.greeting);
     let held_us = held.elapsed().as_micros();
     let r = world.report();
     let report = ReloadReport {
@@ -146,11 +184,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: ServerArgs) -> std::io::Result<()> {
-    let app = Arc::new(App {
-        greeting: Mutex::new("Hello (v1)".to_owned()),
-        version: AtomicU64::new(1),
-        served: AtomicU64::new(0),
-    });
+    let app = Arc::new(App::new("Hello"));
     let rt = safepoint::Builder::new_multi_thread()
         .worker_threads(args.workers)
         .thread_name("axum-worker")

@@ -1,6 +1,10 @@
 //! The `axum` example as a real process: JSON routes with state and
 //! connection info, and consistent reloads by stopping the world while
 //! clients keep reading the configuration; SIGTERM exits 0.
+//!
+//! The torn-read check does catch a reload that skips the stop: with
+//! `install` moved out of the stopped world, a run of this test sees
+//! `consistent: false` within its twenty reloads.
 
 mod common;
 
@@ -79,10 +83,8 @@ fn reloads_under_load_are_consistent_and_report_the_pause() {
     let (_, _, body) = request(&mut admin, "/config");
     let v = json(&body);
     assert_eq!(v["version"].as_u64(), Some(RELOADS + 1));
-    assert_eq!(
-        v["greeting"],
-        format!("Hi {} (v{})", RELOADS - 1, RELOADS + 1)
-    );
+    assert_eq!(v["greeting"], format!("Hi {}", RELOADS - 1));
+    assert!(v["page_bytes"].as_u64().unwrap() > 50_000, "{v}");
 
     // Bad input gets a clear status, not a hang.
     let (status, _, _) = post_json(&mut admin, "/reload", r#"{"greeting":""}"#);

@@ -26,6 +26,19 @@ pub fn example(name: &str) -> PathBuf {
         .unwrap()
         .join("examples")
         .join(name);
+    let built = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("{name}.rs"));
+    if let (Some(bin), Some(src)) = (built(&path), built(&source)) {
+        // `cargo test --test NAME` builds no examples: a stale binary would
+        // test old code without saying so.
+        assert!(
+            bin >= src,
+            "{} is older than {}: run `cargo build -p safepoint-examples --example {name}` \
+             (or `cargo test -p safepoint-examples`, which builds the examples)",
+            path.display(),
+            source.display()
+        );
+    }
     assert!(
         path.exists(),
         "{} is missing: run `cargo test -p safepoint-examples` (which builds the examples) \
@@ -100,20 +113,29 @@ impl Drop for Server {
 /// Sends one HTTP/1.1 `GET` on `stream` and reads one response (which
 /// must carry a content-length); returns (status line, headers, body).
 pub fn request(stream: &mut TcpStream, path: &str) -> (String, String, Vec<u8>) {
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    send(stream, format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n"));
     read_response(stream)
 }
 
 /// Sends one HTTP/1.1 `POST` of a JSON body and reads one response.
 pub fn post_json(stream: &mut TcpStream, path: &str, json: &str) -> (String, String, Vec<u8>) {
-    write!(
+    send(
         stream,
-        "POST {path} HTTP/1.1\r\nHost: test\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\n\r\n{json}",
-        json.len()
-    )
-    .unwrap();
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: test\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n{json}",
+            json.len()
+        ),
+    );
     read_response(stream)
+}
+
+/// Writes a whole request in one `write` with Nagle off: `write!` would
+/// send each formatted piece separately, and Nagle plus the server's
+/// delayed ACK would then stall every request by tens of milliseconds.
+fn send(stream: &mut TcpStream, request: String) {
+    stream.set_nodelay(true).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
 }
 
 fn read_response(stream: &mut TcpStream) -> (String, String, Vec<u8>) {
