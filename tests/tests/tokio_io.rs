@@ -1,6 +1,7 @@
 //! tokio's I/O traits on safepoint's streams (feature `tokio-io` of
 //! `safepoint`): tokio-util codecs and tokio's extension methods over real
-//! loopback sockets, in safepoint tasks (no tokio runtime anywhere).
+//! loopback sockets, in safepoint tasks (no tokio runtime anywhere), and
+//! hyper-util's `TokioIo` wrapping our streams directly.
 
 use futures::{SinkExt, StreamExt};
 use safepoint::net::{TcpListener, TcpStream, UnixStream};
@@ -106,5 +107,40 @@ fn unix_streams_take_tokio_traits_too() {
         let mut s = String::new();
         b.read_to_string(&mut s).await.unwrap();
         assert_eq!(s, "abcd");
+    });
+}
+
+#[test]
+fn hyper_util_tokio_io_takes_our_streams_as_they_are() {
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    use hyper_util::rt::TokioIo;
+
+    block_on(async {
+        let (client, server) = pair().await;
+        let svc =
+            hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                let path = req.uri().path().to_owned();
+                Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from(
+                    path,
+                ))))
+            });
+        safepoint::spawn(async move {
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(server), svc)
+                .await
+                .unwrap();
+        });
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(client))
+            .await
+            .unwrap();
+        safepoint::spawn(conn);
+        let req = hyper::Request::get("/via-tokio-io")
+            .header("host", "x")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "/via-tokio-io");
     });
 }
