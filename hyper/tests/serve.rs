@@ -325,3 +325,23 @@ fn hyper_over_a_unix_stream_pair() {
         assert!(body.iter().all(|&b| b == 7));
     });
 }
+
+#[test]
+fn dropping_the_server_closes_its_connections() {
+    run(async {
+        let (addr, arrived, _stop, server) = start(Duration::from_secs(60)).await;
+        let mut send = http1_client(addr).await;
+        let stuck = safepoint::spawn(async move { send.send_request(get("/stuck")).await });
+        while arrived.load(Ordering::SeqCst) == 0 {
+            safepoint::time::sleep(Duration::from_millis(1)).await;
+        }
+        server.abort(); // drops the serve future
+        let started = std::time::Instant::now();
+        assert!(
+            stuck.await.unwrap().is_err(),
+            "the connection outlived its server"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(TcpStream::connect(addr).await.is_err(), "still listening");
+    });
+}

@@ -17,6 +17,10 @@
 //!   them up to the deadline. Connections still open then are dropped (the
 //!   client sees the connection close) and counted in the report, so nothing
 //!   hangs and nothing is lost silently.
+//! * The connections belong to the server: dropping its future (say, from
+//!   a `select!` that chose another branch) closes every connection it
+//!   accepted at once, as a deadline that has passed would. To keep them,
+//!   shut down through the signal instead.
 //! * Accept errors that concern one connection (it was reset before we took
 //!   it) are skipped; others (out of file descriptors) are printed and
 //!   retried after a second, as axum does, rather than ending the server.
@@ -279,7 +283,8 @@ impl<S: HttpService> Serve<S> {
     /// Serves until `signal` completes, then shuts down gracefully: stops
     /// accepting (the listener is closed), lets in-flight requests finish
     /// and waits up to `deadline` for the connections to close; those still
-    /// open then are closed by force.
+    /// open then are closed by force. Dropping the returned future before
+    /// it completes closes every connection at once.
     ///
     /// # Errors
     ///
