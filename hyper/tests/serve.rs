@@ -345,3 +345,45 @@ fn dropping_the_server_closes_its_connections() {
         assert!(TcpStream::connect(addr).await.is_err(), "still listening");
     });
 }
+
+#[test]
+fn a_stop_that_times_out_names_the_busy_connection_task() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let spinning = Arc::new(AtomicUsize::new(0));
+        let flag = spinning.clone();
+        let svc = service_fn(move |_req: Request<Incoming>| {
+            let flag = flag.clone();
+            async move {
+                // CPU work in slices with `yield_now` between them (not a
+                // safepoint): the world cannot stop while it goes on.
+                flag.store(1, Ordering::SeqCst);
+                let t = std::time::Instant::now();
+                while t.elapsed() < Duration::from_millis(600) {
+                    std::hint::spin_loop();
+                    safepoint::task::yield_now().await;
+                }
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("done"))))
+            }
+        });
+        let server = serve(listener, svc).task_name("api-conn");
+        safepoint::spawn(std::future::IntoFuture::into_future(server));
+        let mut send = http1_client(addr).await;
+        let req = safepoint::spawn(async move { send.send_request(get("/")).await });
+        while spinning.load(Ordering::SeqCst) == 0 {
+            safepoint::time::sleep(Duration::from_millis(1)).await;
+        }
+        let err = safepoint::Handle::current()
+            .stop_the_world_timeout(Duration::from_millis(100))
+            .await
+            .expect_err("a handler is spinning: the stop cannot complete");
+        assert!(
+            err.laggards()
+                .iter()
+                .any(|l| l.name.as_deref() == Some("api-conn")),
+            "{err}"
+        );
+        assert_eq!(req.await.unwrap().unwrap().status(), StatusCode::OK);
+    });
+}
