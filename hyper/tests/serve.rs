@@ -127,12 +127,16 @@ fn http1_get_says_hello_and_sees_the_peer_address() {
         safepoint::spawn(conn);
         for _ in 0..3 {
             // Keep-alive: three requests on one connection.
+            // hyper's HTTP/1 client takes the next request only once the
+            // connection is idle again.
+            send.ready().await.unwrap();
             let resp = send.send_request(get("/")).await.unwrap();
             assert_eq!(resp.status(), StatusCode::OK);
             assert_eq!(resp.version(), Version::HTTP_11);
             let body = body_of(resp).await;
             assert_eq!(body, format!("Hello, World! from {me}"));
         }
+        send.ready().await.unwrap();
         let resp = send.send_request(get("/nope")).await.unwrap();
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
         stop.send(()).unwrap();
