@@ -66,7 +66,7 @@ pub struct OwnedReadHalf {
 }
 
 /// The writing half of a [`TcpStream`]; dropping it shuts down writing
-/// (unless it was [`forget`](OwnedWriteHalf::forget)-ten into a plain drop).
+/// ([`forget`](OwnedWriteHalf::forget) lets it go without that).
 ///
 /// # Examples
 ///
