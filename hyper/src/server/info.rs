@@ -4,8 +4,8 @@
 //! service once per connection and inserts the connection's info into each
 //! request's extensions, where a hyper service reads it with
 //! `req.extensions().get::<ConnectionInfo>()` and an axum handler with the
-//! `Extension<ConnectionInfo>` extractor (axum's own `ConnectInfo` is tied to
-//! `axum::serve`, which wants tokio's listener).
+//! `Extension<ConnectionInfo>` extractor (axum's own `ConnectInfo` exists
+//! only with axum's `tokio` feature, which brings tokio's runtime in).
 
 use std::net::SocketAddr;
 
