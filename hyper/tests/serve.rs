@@ -391,3 +391,39 @@ fn a_stop_that_times_out_names_the_busy_connection_task() {
         assert_eq!(req.await.unwrap().unwrap().status(), StatusCode::OK);
     });
 }
+
+#[test]
+fn graceful_shutdown_lets_http2_streams_in_flight_finish() {
+    run(async {
+        let (addr, arrived, stop, server) = start(Duration::from_secs(10)).await;
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (send, conn) = hyper::client::conn::http2::handshake(
+            SafepointExecutor::new(),
+            SafepointIo::new(stream),
+        )
+        .await
+        .unwrap();
+        let conn = safepoint::spawn(conn);
+        let in_flight: Vec<_> = (0..4)
+            .map(|_| {
+                let mut send = send.clone();
+                safepoint::spawn(async move {
+                    let resp = send.send_request(get("/slow")).await.unwrap();
+                    assert_eq!(resp.version(), Version::HTTP_2);
+                    body_of(resp).await
+                })
+            })
+            .collect();
+        while arrived.load(Ordering::SeqCst) < 4 {
+            safepoint::time::sleep(Duration::from_millis(1)).await;
+        }
+        stop.send(()).unwrap();
+        for r in in_flight {
+            assert_eq!(r.await.unwrap(), "slow but done");
+        }
+        let report = server.await.unwrap().unwrap();
+        assert_eq!((report.open, report.forced), (1, 0), "{report}");
+        // The server said GOAWAY and closed: the client connection ends.
+        conn.await.unwrap().unwrap();
+    });
+}
