@@ -11,28 +11,12 @@
 //! finish, gives connections 5 s) and exits 0. This is the server the
 //! benchmark in `benches/http/compare.sh` drives with wrk.
 
-use std::convert::Infallible;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use safepoint_examples::hello::hello;
 use safepoint_examples::server_args::{self, ServerArgs};
-
-async fn hello(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    if req.method() == Method::GET && req.uri().path() == "/" {
-        let mut resp = Response::new(Full::new(Bytes::from_static(b"Hello, World!")));
-        resp.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        return Ok(resp);
-    }
-    let mut resp = Response::new(Full::new(Bytes::from_static(b"not found\n")));
-    *resp.status_mut() = StatusCode::NOT_FOUND;
-    Ok(resp)
-}
 
 fn main() -> ExitCode {
     server_args::main_with("http", run)

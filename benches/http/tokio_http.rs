@@ -9,50 +9,25 @@
 //!
 //! It prints `listening on ADDR` when ready and exits on SIGTERM.
 
-use std::convert::Infallible;
-
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use safepoint_examples::hello::hello;
+use safepoint_examples::server_args::{self, ServerArgs};
 
-async fn hello(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    if req.method() == Method::GET && req.uri().path() == "/" {
-        let mut resp = Response::new(Full::new(Bytes::from_static(b"Hello, World!")));
-        resp.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        return Ok(resp);
-    }
-    let mut resp = Response::new(Full::new(Bytes::from_static(b"not found\n")));
-    *resp.status_mut() = StatusCode::NOT_FOUND;
-    Ok(resp)
+fn main() -> std::process::ExitCode {
+    server_args::main_with("http_tokio", run)
 }
 
-fn flag(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == name) {
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} needs a number")),
-        None => default,
-    }
-}
-
-fn main() -> std::io::Result<()> {
-    let port = flag("--port", 3001);
-    let workers = flag("--workers", 2);
+fn run(args: ServerArgs) -> std::io::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
+        .worker_threads(args.workers)
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port as u16)).await?;
-        println!("http_tokio: listening on {}", listener.local_addr()?);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
+        println!("http_tokio: listening on {}", listener.local_addr()?);
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder.http1().timer(TokioTimer::new());
         builder.http2().timer(TokioTimer::new());
