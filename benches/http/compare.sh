@@ -52,7 +52,10 @@ trap cleanup EXIT
 # Starts server $1 on a free port; sets $pid and $addr.
 start() {
     local log="$logdir/$1.server.log"
-    "${bin[$1]}" --port 0 --workers "$WORKERS" > "$log" 2>&1 &
+    # Emptied here, not by the redirect below: that one runs in the child,
+    # and the loop could read the previous run's address first.
+    : > "$log"
+    "${bin[$1]}" --port 0 --workers "$WORKERS" >> "$log" 2>&1 &
     pid=$!
     for _ in $(seq 300); do
         addr=$(grep -o 'listening on [0-9.:]*' "$log" | awk '{print $3}' || true)
