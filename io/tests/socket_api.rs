@@ -359,3 +359,52 @@ fn split_halves_reunite_and_forget() {
         assert_eq!(client.read(&mut buf).await.unwrap(), 0);
     });
 }
+
+#[test]
+fn unix_split_halves_echo_reunite_and_forget() {
+    block_on(async {
+        let (client, server) = UnixStream::pair().unwrap();
+        let (mut rd, mut wr) = server.into_split();
+        let echo = async move {
+            futures::io::copy(&mut rd, &mut wr).await.unwrap();
+            (rd, wr)
+        };
+        let data = pattern(300_000);
+        let talk = async {
+            let (mut crd, mut cwr) = client.into_split();
+            let send = async {
+                cwr.write_all(&data).await.unwrap();
+                cwr
+            };
+            let recv = async {
+                let mut back = vec![0; data.len()];
+                crd.read_exact(&mut back).await.unwrap();
+                back
+            };
+            let (cwr, back) = join(send, recv).await;
+            drop(cwr); // FIN: the echo's copy ends
+            (crd, back)
+        };
+        let ((rd, wr), (mut crd, back)) = join(echo, talk).await;
+        assert!(back == data, "the echo differs");
+
+        // Reunited, the server stream still writes (no FIN was sent).
+        let mut server = rd.reunite(wr).unwrap();
+        server.write_all(b"after").await.unwrap();
+        let mut buf = [0; 5];
+        crd.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"after");
+
+        let (other, _keep) = UnixStream::pair().unwrap();
+        let (rd, wr) = server.into_split();
+        let (_ord, owr) = other.into_split();
+        let err = rd.reunite(owr).unwrap_err();
+        assert!(err.to_string().contains("not from the same UnixStream"));
+        let (rd, _owr) = (err.0, err.1);
+        wr.forget();
+        let read = safepoint_io::time::timeout(Duration::from_millis(50), crd.read(&mut buf));
+        assert!(read.await.is_err(), "forget must not send FIN");
+        drop(rd);
+        assert_eq!(crd.read(&mut buf).await.unwrap(), 0);
+    });
+}

@@ -4,6 +4,7 @@
 //!   mio socket to a driver registration; every type below is built on it.
 //! * [`tcp`]: [`TcpListener`], [`TcpStream`] and its owned halves, [`TcpSocket`].
 //! * `fd`: `AsRawFd`/`AsFd`/`IntoRawFd` for all of them.
+//! * `halves`: what the owned halves of TCP and Unix streams share.
 //! * `uninit`: reads into uninitialised buffers (hyper's, tokio's).
 //! * `tokio_io`: tokio's `AsyncRead`/`AsyncWrite` on the streams (feature
 //!   `tokio-io`).
@@ -13,6 +14,7 @@
 
 mod addr;
 mod fd;
+mod halves;
 mod poll_evented;
 pub mod tcp;
 #[cfg(feature = "tokio-io")]

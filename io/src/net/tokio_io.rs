@@ -1,6 +1,7 @@
 //! tokio's I/O traits (`tokio::io::AsyncRead`/`AsyncWrite`) on the streams,
 //! behind the `tokio-io` feature.
 //!
+//! Implemented for `TcpStream`, `UnixStream` and the owned halves of both.
 //! Code written against tokio's traits (tokio-util's codecs, tokio-rustls,
 //! hyper-util's `TokioIo`) then takes safepoint's streams as they are,
 //! without a compatibility wrapper. Only tokio's trait definitions are used
@@ -15,7 +16,7 @@ use std::task::{ready, Context, Poll};
 use tokio::io::ReadBuf;
 
 use super::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use super::{TcpStream, UnixStream};
+use super::{unix, TcpStream, UnixStream};
 
 /// Implements `tokio::io::AsyncRead` for `$ty`, which has
 /// `poll_read_uninit(&self, cx, &mut [MaybeUninit<u8>])`.
@@ -72,8 +73,8 @@ macro_rules! tokio_write {
     )*};
 }
 
-tokio_read!(TcpStream, UnixStream, OwnedReadHalf);
-tokio_write!(TcpStream, UnixStream, OwnedWriteHalf);
+tokio_read!(TcpStream, UnixStream, OwnedReadHalf, unix::OwnedReadHalf);
+tokio_write!(TcpStream, UnixStream, OwnedWriteHalf, unix::OwnedWriteHalf);
 
 /// Reads into `buf`'s unfilled part with `read` and marks what it wrote
 /// as initialised and filled.

@@ -6,17 +6,17 @@
 //! so the peer sees end-of-file; [`OwnedReadHalf::reunite`] gives the stream
 //! back without that shutdown.
 
-use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io::{self, IoSliceMut};
 use std::mem::MaybeUninit;
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures_io::{AsyncRead, AsyncWrite};
+use futures_io::AsyncRead;
 
 use super::TcpStream;
+use crate::net::halves::owned_halves;
 
 pub(crate) fn split_owned(stream: TcpStream) -> (OwnedReadHalf, OwnedWriteHalf) {
     let inner = Arc::new(stream);
@@ -119,14 +119,6 @@ pub struct OwnedWriteHalf {
 #[derive(Debug)]
 pub struct ReuniteError(pub OwnedReadHalf, pub OwnedWriteHalf);
 
-impl fmt::Display for ReuniteError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("tried to reunite halves that are not from the same TcpStream")
-    }
-}
-
-impl std::error::Error for ReuniteError {}
-
 impl OwnedReadHalf {
     /// Puts the stream back together from its two halves.
     ///
@@ -152,15 +144,8 @@ impl OwnedReadHalf {
     /// # })?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn reunite(self, mut write: OwnedWriteHalf) -> Result<TcpStream, ReuniteError> {
-        if !Arc::ptr_eq(&self.inner, &write.inner) {
-            return Err(ReuniteError(self, write));
-        }
-        write.shutdown_on_drop = false;
-        let inner = write.inner.clone();
-        drop(write);
-        drop(self);
-        Ok(Arc::try_unwrap(inner).expect("both halves were dropped just above"))
+    pub fn reunite(self, write: OwnedWriteHalf) -> Result<TcpStream, ReuniteError> {
+        self.reunite_halves(write)
     }
 
     /// The remote address.
@@ -504,38 +489,4 @@ impl AsyncRead for OwnedReadHalf {
     }
 }
 
-impl AsyncWrite for OwnedWriteHalf {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.inner.poll_write_priv(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.inner.poll_write_vectored_priv(cx, bufs)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.inner.shutdown(Shutdown::Write))
-    }
-}
-
-impl Drop for OwnedWriteHalf {
-    fn drop(&mut self) {
-        if !self.shutdown_on_drop {
-            return;
-        }
-        // The peer may already be gone (ENOTCONN): nothing to report.
-        let _ = self.inner.shutdown(Shutdown::Write);
-    }
-}
+owned_halves!(TcpStream, OwnedReadHalf, OwnedWriteHalf, ReuniteError);

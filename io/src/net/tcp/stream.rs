@@ -43,7 +43,8 @@ use crate::net::uninit;
 /// });
 /// ```
 pub struct TcpStream {
-    io: PollEvented<mio::net::TcpStream>,
+    /// `pub(crate)` for the owned halves' shared `AsyncWrite` (`net::halves`).
+    pub(crate) io: PollEvented<mio::net::TcpStream>,
     /// `TCP_INQ` is on: reads learn whether they emptied the queue.
     inq: bool,
 }
@@ -655,22 +656,6 @@ impl TcpStream {
             .registration()
             .poll_io(cx, Direction::Read, || (&*self.io).read_vectored(bufs))
     }
-
-    pub(crate) fn poll_write_priv(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.io.poll_write(cx, buf)
-    }
-
-    pub(crate) fn poll_write_vectored_priv(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.io.poll_write_vectored(cx, bufs)
-    }
 }
 
 impl_fd!(TcpStream);
@@ -699,7 +684,7 @@ impl AsyncWrite for TcpStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_write_priv(cx, buf)
+        self.io.poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -707,7 +692,7 @@ impl AsyncWrite for TcpStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.poll_write_vectored_priv(cx, bufs)
+        self.io.poll_write_vectored(cx, bufs)
     }
 
     /// TCP has no user-space buffer here: nothing to flush.

@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 
 use futures_io::{AsyncRead, AsyncWrite};
 
+use super::split::{split_owned, OwnedReadHalf, OwnedWriteHalf};
 use crate::driver::scheduled_io::Direction;
 use crate::net::fd::impl_fd;
 use crate::net::poll_evented::PollEvented;
@@ -40,7 +41,8 @@ use crate::net::uninit;
 /// });
 /// ```
 pub struct UnixStream {
-    io: PollEvented<mio::net::UnixStream>,
+    /// `pub(crate)` for the owned halves' shared `AsyncWrite` (`net::halves`).
+    pub(crate) io: PollEvented<mio::net::UnixStream>,
 }
 
 impl UnixStream {
@@ -270,6 +272,34 @@ impl UnixStream {
     /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.io.shutdown(how)
+    }
+
+    /// Splits into halves that two tasks can own, one reading, one writing.
+    /// [`OwnedReadHalf::reunite`](super::OwnedReadHalf::reunite) puts them
+    /// back together.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use safepoint_io::driver::{Config, Driver};
+    /// # use safepoint_io::net::{UnixStream};
+    /// # let mut driver = Driver::new(Config::default())?;
+    /// # driver.block_on(async {
+    /// use futures::io::{AsyncReadExt, AsyncWriteExt};
+    /// let (mut a, b) = UnixStream::pair()?;
+    /// let (mut rd, mut wr) = b.into_split();
+    /// a.write_all(b"ping").await?;
+    /// let mut buf = [0; 4];
+    /// rd.read_exact(&mut buf).await?;
+    /// wr.write_all(&buf).await?;
+    /// a.read_exact(&mut buf).await?;
+    /// assert_eq!(&buf, b"ping");
+    /// # Ok::<_, std::io::Error>(())
+    /// # })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        split_owned(self)
     }
 
     /// Waits until the stream is readable (see [`TcpStream::readable`](crate::net::TcpStream::readable)).
