@@ -196,6 +196,37 @@ impl Registration {
         }
     }
 
+    /// Waits until the source is ready in `dir` (or closed, or in error),
+    /// with its own waiter entry, without consuming the readiness: the next
+    /// operation (say a `try_read`) sees it. For `readable()`/`writable()`.
+    pub(crate) async fn readiness(&self, dir: Direction) -> io::Result<()> {
+        Readiness::new(self, dir).await.map(drop)
+    }
+
+    /// Runs `op` only if the source is known to be ready in `dir`, never
+    /// waiting: `WouldBlock` when it is not, and, as in [`poll_io`](Self::poll_io),
+    /// readiness cleared when `op` itself hits `WouldBlock`. For `try_read`
+    /// and friends, which callers pair with [`readiness`](Self::readiness).
+    pub(crate) fn try_io<R>(
+        &self,
+        dir: Direction,
+        op: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        let Some(ev) = self.shared.ready_event(dir) else {
+            return Err(io::ErrorKind::WouldBlock.into());
+        };
+        if ev.is_shutdown() {
+            return Err(shutdown_error());
+        }
+        match op() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.clear_readiness(ev);
+                Err(e)
+            }
+            res => res,
+        }
+    }
+
     /// The `async fn` counterpart of [`poll_io`](Self::poll_io): each call waits
     /// with its own waiter entry, so several tasks can share one socket.
     pub(crate) async fn async_io<R>(

@@ -139,7 +139,8 @@ impl ScheduledIo {
         w.write.clear();
     }
 
-    fn ready_event(&self, dir: Direction) -> Option<ReadyEvent> {
+    /// The readiness in `dir` right now, if any (no waker stored).
+    pub(crate) fn ready_event(&self, dir: Direction) -> Option<ReadyEvent> {
         let cur = self.state.load(Ordering::Acquire);
         let ready = cur & dir.mask();
         (ready != 0).then_some(ReadyEvent {

@@ -10,6 +10,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use crate::driver::scheduled_io::Direction;
 use crate::net::addr::{each_addr, first_addr};
+use crate::net::fd::impl_fd;
 use crate::net::poll_evented::PollEvented;
 
 /// A UDP socket.
@@ -35,7 +36,29 @@ pub struct UdpSocket {
 }
 
 impl UdpSocket {
-    /// Binds to `addr`. Panics (when polled) outside a runtime.
+    /// Binds to `addr` (each resolved address in turn).
+    ///
+    /// # Errors
+    ///
+    /// The last address's error, such as `AddrInUse`.
+    ///
+    /// # Panics
+    ///
+    /// When polled outside a runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use safepoint_io::driver::{Config, Driver};
+    /// # use safepoint_io::net::{UdpSocket};
+    /// # let mut driver = Driver::new(Config::default())?;
+    /// # driver.block_on(async {
+    /// let sock = UdpSocket::bind("127.0.0.1:0").await?;
+    /// assert_ne!(sock.local_addr()?.port(), 0);
+    /// # Ok::<_, std::io::Error>(())
+    /// # })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub async fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
         each_addr(addr, |addr| async move {
             Ok(UdpSocket {
@@ -45,8 +68,30 @@ impl UdpSocket {
         .await
     }
 
-    /// Wraps a std socket (switching it to non-blocking mode) and registers it
-    /// with the current driver. Panics outside a runtime.
+    /// Wraps a std socket (switching it to non-blocking mode) and registers
+    /// it with the current driver.
+    ///
+    /// # Errors
+    ///
+    /// When the mode cannot be set or the registration fails.
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use safepoint_io::driver::{Config, Driver};
+    /// # use safepoint_io::net::{UdpSocket};
+    /// # let mut driver = Driver::new(Config::default())?;
+    /// # driver.block_on(async {
+    /// let sock = UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0")?)?;
+    /// assert!(sock.local_addr()?.ip().is_loopback());
+    /// # Ok::<_, std::io::Error>(())
+    /// # })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[track_caller]
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
         socket.set_nonblocking(true)?;
@@ -55,12 +100,86 @@ impl UdpSocket {
         })
     }
 
-    /// Sets the default peer for `send`/`recv` and filters received datagrams.
+    /// Deregisters from the driver and returns the std socket, still in
+    /// non-blocking mode.
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` matches tokio's signature.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use safepoint_io::driver::{Config, Driver};
+    /// # use safepoint_io::net::{UdpSocket};
+    /// # let mut driver = Driver::new(Config::default())?;
+    /// # driver.block_on(async {
+    /// let a = UdpSocket::bind("127.0.0.1:0").await?;
+    /// let b = UdpSocket::bind("127.0.0.1:0").await?;
+    /// let a = a.into_std()?;
+    /// a.set_nonblocking(false)?;
+    /// b.send_to(b"hi", a.local_addr()?).await?;
+    /// let mut buf = [0; 2];
+    /// assert_eq!(a.recv(&mut buf)?, 2);
+    /// # Ok::<_, std::io::Error>(())
+    /// # })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn into_std(self) -> io::Result<std::net::UdpSocket> {
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        let fd = self.io.into_inner().into_raw_fd();
+        // SAFETY: `fd` is the open UDP socket the mio socket owned until
+        // `into_raw_fd` gave up ownership just above.
+        Ok(unsafe { std::net::UdpSocket::from_raw_fd(fd) })
+    }
+
+    /// Sets the default peer for `send`/`recv` and filters received
+    /// datagrams to that peer's.
+    ///
+    /// # Errors
+    ///
+    /// The last resolved address's error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use safepoint_io::driver::{Config, Driver};
+    /// # use safepoint_io::net::{UdpSocket};
+    /// # let mut driver = Driver::new(Config::default())?;
+    /// # driver.block_on(async {
+    /// let a = UdpSocket::bind("127.0.0.1:0").await?;
+    /// let b = UdpSocket::bind("127.0.0.1:0").await?;
+    /// a.connect(b.local_addr()?).await?;
+    /// assert_eq!(a.peer_addr()?, b.local_addr()?);
+    /// # Ok::<_, std::io::Error>(())
+    /// # })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub async fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
         each_addr(addr, |addr| async move { self.io.connect(addr) }).await
     }
 
     /// Sends to `target` (its first resolved address); returns bytes sent.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` when `target` resolves to nothing; the send's error
+    /// (such as `EMSGSIZE` for a datagram too large) otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use safepoint_io::driver::{Config, Driver};
+    /// # use safepoint_io::net::{UdpSocket};
+    /// # let mut driver = Driver::new(Config::default())?;
+    /// # driver.block_on(async {
+    /// let a = UdpSocket::bind("127.0.0.1:0").await?;
+    /// let b = UdpSocket::bind("127.0.0.1:0").await?;
+    /// assert_eq!(a.send_to(b"ping", b.local_addr()?).await?, 4);
+    /// # Ok::<_, std::io::Error>(())
+    /// # })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub async fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], target: A) -> io::Result<usize> {
         let target = first_addr(target)?;
         self.io
@@ -69,7 +188,30 @@ impl UdpSocket {
             .await
     }
 
-    /// Receives one datagram; returns its length and sender.
+    /// Receives one datagram; returns its length and sender. A datagram
+    /// longer than `buf` is truncated to fit.
+    ///
+    /// # Errors
+    ///
+    /// The receive's error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use safepoint_io::driver::{Config, Driver};
+    /// # use safepoint_io::net::{UdpSocket};
+    /// # let mut driver = Driver::new(Config::default())?;
+    /// # driver.block_on(async {
+    /// let a = UdpSocket::bind("127.0.0.1:0").await?;
+    /// let b = UdpSocket::bind("127.0.0.1:0").await?;
+    /// a.send_to(b"ping", b.local_addr()?).await?;
+    /// let mut buf = [0; 64];
+    /// let (n, from) = b.recv_from(&mut buf).await?;
+    /// assert_eq!((&buf[..n], from), (&b"ping"[..], a.local_addr()?));
+    /// # Ok::<_, std::io::Error>(())
+    /// # })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.io
             .registration()
@@ -78,6 +220,27 @@ impl UdpSocket {
     }
 
     /// Sends to the connected peer.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` before [`connect`](Self::connect); the send's error
+    /// otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use safepoint_io::driver::{Config, Driver};
+    /// # use safepoint_io::net::{UdpSocket};
+    /// # let mut driver = Driver::new(Config::default())?;
+    /// # driver.block_on(async {
+    /// let a = UdpSocket::bind("127.0.0.1:0").await?;
+    /// let b = UdpSocket::bind("127.0.0.1:0").await?;
+    /// a.connect(b.local_addr()?).await?;
+    /// assert_eq!(a.send(b"hi").await?, 2);
+    /// # Ok::<_, std::io::Error>(())
+    /// # })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
         self.io
             .registration()
@@ -86,6 +249,29 @@ impl UdpSocket {
     }
 
     /// Receives one datagram from the connected peer.
+    ///
+    /// # Errors
+    ///
+    /// The receive's error (`ConnectionRefused` after a datagram to a
+    /// closed port bounced).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use safepoint_io::driver::{Config, Driver};
+    /// # use safepoint_io::net::{UdpSocket};
+    /// # let mut driver = Driver::new(Config::default())?;
+    /// # driver.block_on(async {
+    /// let a = UdpSocket::bind("127.0.0.1:0").await?;
+    /// let b = UdpSocket::bind("127.0.0.1:0").await?;
+    /// b.connect(a.local_addr()?).await?;
+    /// a.send_to(b"hi", b.local_addr()?).await?;
+    /// let mut buf = [0; 8];
+    /// assert_eq!(b.recv(&mut buf).await?, 2);
+    /// # Ok::<_, std::io::Error>(())
+    /// # })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.io
             .registration()
@@ -94,15 +280,101 @@ impl UdpSocket {
     }
 
     /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// When `getsockname` fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use safepoint_io::driver::{Config, Driver};
+    /// # use safepoint_io::net::{UdpSocket};
+    /// # let mut driver = Driver::new(Config::default())?;
+    /// # driver.block_on(async {
+    /// let sock = UdpSocket::bind("127.0.0.1:0").await?;
+    /// assert!(sock.local_addr()?.ip().is_loopback());
+    /// # Ok::<_, std::io::Error>(())
+    /// # })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.local_addr()
     }
 
-    /// The connected peer's address (`NotConnected` if none).
+    /// The connected peer's address.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` if [`connect`](Self::connect) was not called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use safepoint_io::driver::{Config, Driver};
+    /// # use safepoint_io::net::{UdpSocket};
+    /// # let mut driver = Driver::new(Config::default())?;
+    /// # driver.block_on(async {
+    /// let sock = UdpSocket::bind("127.0.0.1:0").await?;
+    /// let err = sock.peer_addr().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::NotConnected);
+    /// # Ok::<_, std::io::Error>(())
+    /// # })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.io.peer_addr()
     }
+
+    /// Sets `IP_TTL` for outgoing datagrams.
+    ///
+    /// # Errors
+    ///
+    /// When the option cannot be set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use safepoint_io::driver::{Config, Driver};
+    /// # use safepoint_io::net::{UdpSocket};
+    /// # let mut driver = Driver::new(Config::default())?;
+    /// # driver.block_on(async {
+    /// let sock = UdpSocket::bind("127.0.0.1:0").await?;
+    /// sock.set_ttl(7)?;
+    /// assert_eq!(sock.ttl()?, 7);
+    /// # Ok::<_, std::io::Error>(())
+    /// # })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.io.set_ttl(ttl)
+    }
+
+    /// Reads `IP_TTL`.
+    ///
+    /// # Errors
+    ///
+    /// When the option cannot be read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use safepoint_io::driver::{Config, Driver};
+    /// # use safepoint_io::net::{UdpSocket};
+    /// # let mut driver = Driver::new(Config::default())?;
+    /// # driver.block_on(async {
+    /// let sock = UdpSocket::bind("127.0.0.1:0").await?;
+    /// assert!(sock.ttl()? > 0);
+    /// # Ok::<_, std::io::Error>(())
+    /// # })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.io.ttl()
+    }
 }
+
+impl_fd!(UdpSocket);
 
 impl fmt::Debug for UdpSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

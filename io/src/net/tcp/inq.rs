@@ -20,10 +20,12 @@
 //! usual way.
 
 use std::io;
+use std::mem::MaybeUninit;
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod imp {
     use std::io;
+    use std::mem::MaybeUninit;
     use std::os::fd::{AsRawFd, RawFd};
 
     /// Turns `TCP_INQ` on. Returns whether the kernel accepted it.
@@ -47,9 +49,13 @@ mod imp {
     /// bytes on 64-bit Linux), aligned for `cmsghdr` by its `u64`s.
     type ControlBuf = [u64; 4];
 
-    /// `recvmsg` into `buf`. Returns the bytes read and, when the kernel
-    /// attached it, the bytes still queued after this read.
-    pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<usize>)> {
+    /// `recvmsg` into `buf`. Returns the bytes read (that many bytes of
+    /// `buf` are now initialised) and, when the kernel attached it, the
+    /// bytes still queued after this read.
+    pub(crate) fn recv(
+        fd: RawFd,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> io::Result<(usize, Option<usize>)> {
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
             iov_len: buf.len(),
@@ -98,22 +104,23 @@ pub(crate) fn enable<S>(_socket: &S) -> bool {
     false
 }
 
-/// Reads from `stream` into `buf`. Returns the bytes read and whether the
+/// Reads from `stream` into `buf`, which may be uninitialised. Returns the
+/// bytes read (that many bytes of `buf` are now initialised) and whether the
 /// receive queue is known to be empty after the read. `inq` says whether
 /// [`enable`] succeeded on this socket; without it this is a plain `read`
 /// that never claims the queue empty.
-pub(crate) fn read<S>(stream: &S, inq: bool, buf: &mut [u8]) -> io::Result<(usize, bool)>
-where
-    S: std::os::fd::AsRawFd,
-    for<'a> &'a S: io::Read,
-{
+pub(crate) fn read<S: std::os::fd::AsRawFd>(
+    stream: &S,
+    inq: bool,
+    buf: &mut [MaybeUninit<u8>],
+) -> io::Result<(usize, bool)> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     if inq {
         let (n, left) = imp::recv(stream.as_raw_fd(), buf)?;
         return Ok((n, left == Some(0)));
     }
     let _ = inq;
-    let n = io::Read::read(&mut &*stream, buf)?;
+    let n = crate::net::uninit::read(stream.as_raw_fd(), buf)?;
     Ok((n, false))
 }
 
@@ -130,7 +137,7 @@ mod tests {
         assert!(super::enable(&server), "TCP_INQ refused by this kernel");
         client.write_all(&[1; 100]).unwrap();
         client.flush().unwrap();
-        let mut buf = [0; 64];
+        let mut buf = [std::mem::MaybeUninit::new(0); 64];
         // Blocking socket: the first read waits for the data; 36 bytes stay.
         let (n, empty) = super::read(&server, true, &mut buf).unwrap();
         assert_eq!(n, 64);

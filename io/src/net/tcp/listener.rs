@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 use super::TcpStream;
 use crate::driver::scheduled_io::Direction;
 use crate::net::addr::each_addr;
+use crate::net::fd::impl_fd;
 use crate::net::poll_evented::PollEvented;
 
 /// A TCP socket server, listening for connections.
@@ -39,9 +40,34 @@ pub struct TcpListener {
 }
 
 impl TcpListener {
-    /// Binds to `addr` (each resolved address in turn; `SO_REUSEADDR` set, as mio
-    /// does). A port already listened on fails with `ErrorKind::AddrInUse`.
-    /// Panics (when polled) outside a runtime.
+    /// Binds to `addr` (each resolved address in turn; `SO_REUSEADDR` set, as
+    /// mio does). Use [`TcpSocket`](super::TcpSocket) for other options or
+    /// another backlog.
+    ///
+    /// # Errors
+    ///
+    /// The last address's error: a port already listened on fails with
+    /// `ErrorKind::AddrInUse`.
+    ///
+    /// # Panics
+    ///
+    /// When polled outside a runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use safepoint_io::driver::{Config, Driver};
+    /// # use safepoint_io::net::{TcpListener, TcpStream};
+    /// # let mut driver = Driver::new(Config::default())?;
+    /// # driver.block_on(async {
+    /// let listener = TcpListener::bind("127.0.0.1:0").await?;
+    /// assert_ne!(listener.local_addr()?.port(), 0);
+    /// let taken = TcpListener::bind(listener.local_addr()?).await.unwrap_err();
+    /// assert_eq!(taken.kind(), std::io::ErrorKind::AddrInUse);
+    /// # Ok::<_, std::io::Error>(())
+    /// # })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub async fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
         each_addr(addr, |addr| async move {
             let sys = mio::net::TcpListener::bind(addr)?;
@@ -52,8 +78,32 @@ impl TcpListener {
         .await
     }
 
-    /// Wraps a std listener (switching it to non-blocking mode) and registers it
-    /// with the current driver. Panics outside a runtime.
+    /// Wraps a std listener (switching it to non-blocking mode) and registers
+    /// it with the current driver.
+    ///
+    /// # Errors
+    ///
+    /// When the mode cannot be set or the registration fails.
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use safepoint_io::driver::{Config, Driver};
+    /// # use safepoint_io::net::{TcpListener, TcpStream};
+    /// # let mut driver = Driver::new(Config::default())?;
+    /// # driver.block_on(async {
+    /// let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let listener = TcpListener::from_std(std_listener)?;
+    /// let _client = TcpStream::connect(listener.local_addr()?).await?;
+    /// let (_stream, _peer) = listener.accept().await?;
+    /// # Ok::<_, std::io::Error>(())
+    /// # })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[track_caller]
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
         listener.set_nonblocking(true)?;
@@ -62,7 +112,58 @@ impl TcpListener {
         })
     }
 
-    /// Accepts a connection.
+    /// Deregisters from the driver and returns the std listener, still in
+    /// non-blocking mode (as tokio's does).
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` matches tokio's signature.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use safepoint_io::driver::{Config, Driver};
+    /// # use safepoint_io::net::{TcpListener, TcpStream};
+    /// # let mut driver = Driver::new(Config::default())?;
+    /// # driver.block_on(async {
+    /// let listener = TcpListener::bind("127.0.0.1:0").await?;
+    /// let listener = listener.into_std()?;
+    /// listener.set_nonblocking(false)?;
+    /// let _client = std::net::TcpStream::connect(listener.local_addr()?)?;
+    /// let (_stream, _peer) = listener.accept()?;
+    /// # Ok::<_, std::io::Error>(())
+    /// # })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        let fd = self.io.into_inner().into_raw_fd();
+        // SAFETY: `fd` is the open listening socket the mio listener owned
+        // until `into_raw_fd` gave up ownership just above.
+        Ok(unsafe { std::net::TcpListener::from_raw_fd(fd) })
+    }
+
+    /// Accepts a connection. Many tasks may await this on one listener.
+    ///
+    /// # Errors
+    ///
+    /// The `accept(2)` error, such as `EMFILE` when out of descriptors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use safepoint_io::driver::{Config, Driver};
+    /// # use safepoint_io::net::{TcpListener, TcpStream};
+    /// # let mut driver = Driver::new(Config::default())?;
+    /// # driver.block_on(async {
+    /// let listener = TcpListener::bind("127.0.0.1:0").await?;
+    /// let client = TcpStream::connect(listener.local_addr()?).await?;
+    /// let (_stream, peer) = listener.accept().await?;
+    /// assert_eq!(peer, client.local_addr()?);
+    /// # Ok::<_, std::io::Error>(())
+    /// # })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (sys, addr) = self
             .io
@@ -72,7 +173,28 @@ impl TcpListener {
         Ok((self.wrap(sys)?, addr))
     }
 
-    /// Polls for a connection (one waiter at a time: the last `cx` polled wins).
+    /// Polls for a connection (one waiter at a time: the last `cx` polled
+    /// wins), for hand-written futures and streams.
+    ///
+    /// # Errors
+    ///
+    /// As [`accept`](Self::accept).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use safepoint_io::driver::{Config, Driver};
+    /// # use safepoint_io::net::{TcpListener, TcpStream};
+    /// # let mut driver = Driver::new(Config::default())?;
+    /// # driver.block_on(async {
+    /// let listener = TcpListener::bind("127.0.0.1:0").await?;
+    /// let client = TcpStream::connect(listener.local_addr()?).await?;
+    /// let (_stream, peer) = std::future::poll_fn(|cx| listener.poll_accept(cx)).await?;
+    /// assert_eq!(peer, client.local_addr()?);
+    /// # Ok::<_, std::io::Error>(())
+    /// # })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         self.io
             .registration()
@@ -85,16 +207,101 @@ impl TcpListener {
         TcpStream::from_mio(PollEvented::with_handle(sys, handle)?)
     }
 
-    /// The local address this listener is bound to.
+    /// The local address this listener is bound to (with the port the
+    /// system chose when bound to port 0).
+    ///
+    /// # Errors
+    ///
+    /// When `getsockname` fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use safepoint_io::driver::{Config, Driver};
+    /// # use safepoint_io::net::{TcpListener, TcpStream};
+    /// # let mut driver = Driver::new(Config::default())?;
+    /// # driver.block_on(async {
+    /// let listener = TcpListener::bind("127.0.0.1:0").await?;
+    /// assert!(listener.local_addr()?.ip().is_loopback());
+    /// # Ok::<_, std::io::Error>(())
+    /// # })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.local_addr()
     }
 
+    /// Sets `IP_TTL` on the listening socket.
+    ///
+    /// # Errors
+    ///
+    /// When the option cannot be set (a TTL of 0 is `InvalidInput`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use safepoint_io::driver::{Config, Driver};
+    /// # use safepoint_io::net::{TcpListener, TcpStream};
+    /// # let mut driver = Driver::new(Config::default())?;
+    /// # driver.block_on(async {
+    /// let listener = TcpListener::bind("127.0.0.1:0").await?;
+    /// listener.set_ttl(100)?;
+    /// assert_eq!(listener.ttl()?, 100);
+    /// # Ok::<_, std::io::Error>(())
+    /// # })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.io.set_ttl(ttl)
+    }
+
+    /// Reads `IP_TTL`.
+    ///
+    /// # Errors
+    ///
+    /// When the option cannot be read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use safepoint_io::driver::{Config, Driver};
+    /// # use safepoint_io::net::{TcpListener, TcpStream};
+    /// # let mut driver = Driver::new(Config::default())?;
+    /// # driver.block_on(async {
+    /// let listener = TcpListener::bind("127.0.0.1:0").await?;
+    /// assert!(listener.ttl()? > 0);
+    /// # Ok::<_, std::io::Error>(())
+    /// # })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.io.ttl()
+    }
+
     /// A stream of accepted connections (without their peer addresses).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use safepoint_io::driver::{Config, Driver};
+    /// # use safepoint_io::net::{TcpListener, TcpStream};
+    /// # let mut driver = Driver::new(Config::default())?;
+    /// # driver.block_on(async {
+    /// use futures::StreamExt;
+    /// let listener = TcpListener::bind("127.0.0.1:0").await?;
+    /// let _client = TcpStream::connect(listener.local_addr()?).await?;
+    /// let stream = listener.incoming().next().await.expect("never ends")?;
+    /// assert_eq!(stream.local_addr()?, listener.local_addr()?);
+    /// # Ok::<_, std::io::Error>(())
+    /// # })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming { listener: self }
     }
 }
+
+impl_fd!(TcpListener);
 
 impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,0 +1,44 @@
+//! A minimal HTTP server on safepoint + hyper: `GET /` answers exactly
+//! `Hello, World!`, over HTTP/1.1 or HTTP/2 (prior knowledge).
+//!
+//! ```text
+//! cargo run --release --example http -- --port 3000 --workers 2
+//! curl http://127.0.0.1:3000/
+//! ```
+//!
+//! It prints `listening on ADDR` once it accepts connections, and on SIGTERM
+//! or Ctrl-C shuts down gracefully (stops accepting, lets requests in flight
+//! finish, gives connections 5 s) and exits 0. This is the server the
+//! benchmark in `benches/http/compare.sh` drives with wrk.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use safepoint_examples::hello::hello;
+use safepoint_examples::server_args::{self, ServerArgs};
+
+fn main() -> ExitCode {
+    server_args::main_with("http", run)
+}
+
+fn run(args: ServerArgs) -> std::io::Result<()> {
+    let rt = safepoint::Builder::new_multi_thread()
+        .worker_threads(args.workers)
+        .thread_name("http-worker")
+        .build()?;
+    rt.block_on(async move {
+        let shutdown = server_args::shutdown_signal("http");
+        let listener = safepoint::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
+        println!(
+            "http: listening on {} ({} workers)",
+            listener.local_addr()?,
+            args.workers
+        );
+        let report = safepoint_hyper::serve(listener, service_fn(hello))
+            .with_graceful_shutdown(shutdown, Duration::from_secs(5))
+            .await?;
+        println!("http: {report}");
+        Ok(())
+    })
+}
