@@ -26,7 +26,7 @@ use std::sync::Arc as StdArc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use super::rng::Rng;
+use super::strategy::{self, Order, Strategy};
 use crate::context;
 use crate::handle::Handle;
 use crate::safepoint::barrier::STOPPED;
@@ -37,14 +37,14 @@ use crate::task::Id;
 /// The deterministic flavour's own state inside `Shared`.
 pub(crate) struct Deterministic {
     seed: u64,
-    rng: Mutex<Rng>,
+    pub(crate) order: Mutex<Order>,
 }
 
 impl Deterministic {
-    pub(crate) fn new(seed: u64) -> Deterministic {
+    pub(crate) fn new(seed: u64, strategy: Strategy) -> Deterministic {
         Deterministic {
             seed,
-            rng: Mutex::new(Rng::new(seed)),
+            order: Mutex::new(Order::new(seed, strategy)),
         }
     }
 
@@ -145,7 +145,7 @@ pub(crate) fn step(shared: &Shared) -> usize {
         drop(polling);
         return 0;
     }
-    det(shared).rng.lock().shuffle(&mut batch);
+    let batch = strategy::order(shared, &det(shared).order, batch);
     let n = batch.len();
     for task in batch {
         let prev = context::set_current_task(Some(task.metadata().id));

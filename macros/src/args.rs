@@ -1,0 +1,271 @@
+//! The macros' arguments: `key = value` pairs, checked into a [`Flavor`].
+//!
+//! Every mistake becomes a `syn::Error` spanned on the offending key or
+//! value, so the compiler points at it; all mistakes in one attribute are
+//! reported together rather than one per build.
+
+use proc_macro2::Span;
+use syn::punctuated::Punctuated;
+use syn::{Expr, Lit, MetaNameValue, Token};
+
+/// Which macro is being expanded (they accept different keys).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Main,
+    Test,
+}
+
+impl Kind {
+    fn attr(self) -> &'static str {
+        match self {
+            Kind::Main => "#[safepoint::main]",
+            Kind::Test => "#[safepoint::test]",
+        }
+    }
+
+    fn keys(self) -> &'static [&'static str] {
+        match self {
+            Kind::Main => &["flavor", "worker_threads"],
+            Kind::Test => &[
+                "flavor",
+                "worker_threads",
+                "seed",
+                "seeds",
+                "strategy",
+                "depth",
+            ],
+        }
+    }
+}
+
+/// PCT's depth when `strategy = "pct"` gives none.
+const DEFAULT_PCT_DEPTH: u32 = 3;
+
+/// The deterministic flavour's exploration strategy.
+pub(crate) enum Strategy {
+    Uniform,
+    Pct { depth: u32 },
+}
+
+/// What the arguments ask for.
+pub(crate) enum Flavor {
+    MultiThread {
+        workers: Option<usize>,
+    },
+    Deterministic {
+        first: u64,
+        count: u64,
+        strategy: Strategy,
+    },
+}
+
+/// One `key = value`, with spans to point at.
+struct Arg {
+    key: String,
+    key_span: Span,
+    value: Expr,
+}
+
+fn int<T: std::str::FromStr>(arg: &Arg, min: u64) -> syn::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match &arg.value {
+        Expr::Lit(lit) => match &lit.lit {
+            Lit::Int(n) => {
+                let v: u64 = n.base10_parse()?;
+                if v < min {
+                    return Err(syn::Error::new_spanned(
+                        n,
+                        format!("`{}` must be at least {min}", arg.key),
+                    ));
+                }
+                n.base10_parse()
+            }
+            other => Err(syn::Error::new_spanned(
+                other,
+                format!("`{}` takes an integer, as in `{} = 4`", arg.key, arg.key),
+            )),
+        },
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("`{}` takes an integer literal", arg.key),
+        )),
+    }
+}
+
+fn string(arg: &Arg) -> syn::Result<(String, Span)> {
+    match &arg.value {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Ok((s.value(), s.span())),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!(
+                "`{}` takes a string literal, as in `{} = \"...\"`",
+                arg.key, arg.key
+            ),
+        )),
+    }
+}
+
+/// Collects errors so that all of them are reported at once.
+#[derive(Default)]
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn push(&mut self, e: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(e),
+            None => self.0 = Some(e),
+        }
+    }
+
+    fn at(&mut self, span: Span, msg: impl std::fmt::Display) {
+        self.push(syn::Error::new(span, msg));
+    }
+}
+
+/// Parses and checks the attribute's arguments.
+pub(crate) fn parse(kind: Kind, list: Punctuated<MetaNameValue, Token![,]>) -> syn::Result<Flavor> {
+    let mut errors = Errors::default();
+    let mut args: Vec<Arg> = Vec::new();
+    for nv in list {
+        let key_span = syn::spanned::Spanned::span(&nv.path);
+        let Some(key) = nv.path.get_ident().map(|i| i.to_string()) else {
+            errors.at(
+                key_span,
+                "expected a plain argument name, as in `worker_threads = 4`",
+            );
+            continue;
+        };
+        if !kind.keys().contains(&key.as_str()) {
+            errors.at(
+                key_span,
+                format!(
+                    "unknown argument `{key}` for {}; expected one of: {}",
+                    kind.attr(),
+                    kind.keys().join(", ")
+                ),
+            );
+            continue;
+        }
+        if args.iter().any(|a| a.key == key) {
+            errors.at(key_span, format!("`{key}` is given twice"));
+            continue;
+        }
+        args.push(Arg {
+            key,
+            key_span,
+            value: nv.value,
+        });
+    }
+    let get = |key: &str| args.iter().find(|a| a.key == key);
+
+    let deterministic = match get("flavor").map(string) {
+        None => false,
+        Some(Ok((f, _))) if f == "multi_thread" => false,
+        Some(Ok((f, _))) if f == "deterministic" && kind == Kind::Test => true,
+        Some(Ok((f, span))) if f == "deterministic" => {
+            errors.at(
+                span,
+                "#[safepoint::main] runs the multi-thread flavour only; build a deterministic \
+                 runtime with safepoint::Builder::new_deterministic(seed) instead",
+            );
+            false
+        }
+        Some(Ok((f, span))) => {
+            errors.at(
+                span,
+                format!("unknown flavor `{f}`; expected \"multi_thread\" or \"deterministic\""),
+            );
+            false
+        }
+        Some(Err(e)) => {
+            errors.push(e);
+            false
+        }
+    };
+
+    let flavor = if deterministic {
+        if let Some(w) = get("worker_threads") {
+            errors.at(
+                w.key_span,
+                "`worker_threads` applies to the multi-thread flavour; the deterministic \
+                 flavour runs every task on the test's own thread",
+            );
+        }
+        let mut value = |key: &str, default: u64, min: u64| match get(key).map(|a| int(a, min)) {
+            None => default,
+            Some(Ok(v)) => v,
+            Some(Err(e)) => {
+                errors.push(e);
+                default
+            }
+        };
+        let first = value("seed", 0, 0);
+        let count = value("seeds", 1, 1);
+        let depth = get("depth");
+        let strategy = match get("strategy").map(string) {
+            None => Strategy::Uniform,
+            Some(Ok((s, _))) if s == "uniform" => Strategy::Uniform,
+            Some(Ok((s, _))) if s == "pct" => Strategy::Pct {
+                depth: match depth.map(|a| int::<u32>(a, 1)) {
+                    None => DEFAULT_PCT_DEPTH,
+                    Some(Ok(d)) => d,
+                    Some(Err(e)) => {
+                        errors.push(e);
+                        DEFAULT_PCT_DEPTH
+                    }
+                },
+            },
+            Some(Ok((s, span))) => {
+                errors.at(
+                    span,
+                    format!("unknown strategy `{s}`; expected \"uniform\" or \"pct\""),
+                );
+                Strategy::Uniform
+            }
+            Some(Err(e)) => {
+                errors.push(e);
+                Strategy::Uniform
+            }
+        };
+        if let (Some(d), Strategy::Uniform) = (depth, &strategy) {
+            errors.at(
+                d.key_span,
+                "`depth` is PCT's: it needs `strategy = \"pct\"`",
+            );
+        }
+        Flavor::Deterministic {
+            first,
+            count,
+            strategy,
+        }
+    } else {
+        for key in ["seed", "seeds", "strategy", "depth"] {
+            if let Some(a) = get(key) {
+                errors.at(
+                    a.key_span,
+                    format!(
+                        "`{key}` needs `flavor = \"deterministic\"`: the multi-thread flavour \
+                         is not seeded"
+                    ),
+                );
+            }
+        }
+        let workers = match get("worker_threads").map(|a| int::<usize>(a, 1)) {
+            None => None,
+            Some(Ok(n)) => Some(n),
+            Some(Err(e)) => {
+                errors.push(e);
+                None
+            }
+        };
+        Flavor::MultiThread { workers }
+    };
+    match errors.0 {
+        Some(e) => Err(e),
+        None => Ok(flavor),
+    }
+}
