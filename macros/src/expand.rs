@@ -117,6 +117,7 @@ pub(crate) fn expand(kind: Kind, flavor: Flavor, item: ItemFn) -> TokenStream {
         ) => {
             let strategy = strategy_tokens(strategy);
             let name = ident.to_string();
+            let ignored = attrs.iter().any(|a| a.path().is_ident("ignore"));
             quote! {
                 ::safepoint::entry::deterministic_test(
                     ::safepoint::entry::Site {
@@ -132,6 +133,7 @@ pub(crate) fn expand(kind: Kind, flavor: Flavor, item: ItemFn) -> TokenStream {
                         name: #name,
                         integration_test: ::core::option_env!("CARGO_TARGET_TMPDIR").is_some(),
                         bin: ::core::option_env!("CARGO_BIN_NAME"),
+                        ignored: #ignored,
                     },
                     ::safepoint::entry::Seeds {
                         first: #first,

@@ -148,7 +148,7 @@ fn divergence(a: &[Vec<u64>], b: &[Vec<u64>]) -> Option<String> {
 /// use safepoint::entry::{deterministic_test, Seeds, Site};
 ///
 /// let site = Site { package: "p", crate_name: "p", module_path: "p", name: "t",
-///                   integration_test: false, bin: None };
+///                   integration_test: false, bin: None, ignored: false };
 /// let seeds = Seeds { first: 0, count: 8, strategy: safepoint::Strategy::Uniform };
 /// deterministic_test(site, seeds, || async {
 ///     let h = safepoint::spawn(async { 1 });
@@ -201,13 +201,16 @@ where
             }
         }
         match run.result {
-            Err(payload) => match panic_message(&*payload) {
-                Some(msg) => panic!("{msg}\n\n{}", replay()),
-                None => {
-                    eprintln!("{}", replay());
-                    resume_unwind(payload)
+            Err(payload) => {
+                // The panic was printed when it happened; print the replay
+                // once, and carry it in the payload (for `should_panic`).
+                let replay = replay();
+                eprintln!("\n{replay}\n");
+                match panic_message(&*payload) {
+                    Some(msg) => resume_unwind(Box::new(format!("{msg}\n\n{replay}"))),
+                    None => resume_unwind(payload),
                 }
-            },
+            }
             Ok(out) => {
                 if let Some(err) = out.failure() {
                     eprintln!("test returned Err({err})\n{}", replay());

@@ -18,6 +18,7 @@
 ///     name: "check_then_act",
 ///     integration_test: true,
 ///     bin: None,
+///     ignored: false,
 /// };
 /// assert_eq!(site.test_path(), "maps::check_then_act");
 /// assert_eq!(
@@ -39,6 +40,9 @@ pub struct Site {
     pub integration_test: bool,
     /// `CARGO_BIN_NAME`, for tests inside a binary.
     pub bin: Option<&'static str>,
+    /// Whether the test is `#[ignore]`d (the replay command then passes
+    /// `--include-ignored`, or the harness would skip it).
+    pub ignored: bool,
 }
 
 impl Site {
@@ -49,7 +53,7 @@ impl Site {
     ///
     /// ```
     /// # let site = safepoint::entry::Site { package: "p", crate_name: "p", module_path: "p",
-    /// #     name: "t", integration_test: false, bin: None };
+    /// #     name: "t", integration_test: false, bin: None, ignored: false };
     /// assert_eq!(site.test_path(), "t");
     /// ```
     pub fn test_path(&self) -> String {
@@ -72,7 +76,7 @@ impl Site {
     ///
     /// ```
     /// # let site = safepoint::entry::Site { package: "p", crate_name: "p", module_path: "p::tests",
-    /// #     name: "t", integration_test: false, bin: None };
+    /// #     name: "t", integration_test: false, bin: None, ignored: false };
     /// assert_eq!(site.replay_command("X=1"), "X=1 cargo test -p p --lib -- tests::t --exact");
     /// ```
     pub fn replay_command(&self, env: &str) -> String {
@@ -83,8 +87,13 @@ impl Site {
         } else {
             "--lib".to_owned()
         };
+        let ignored = if self.ignored {
+            " --include-ignored"
+        } else {
+            ""
+        };
         format!(
-            "{env} cargo test -p {} {target} -- {} --exact",
+            "{env} cargo test -p {} {target} -- {} --exact{ignored}",
             self.package,
             self.test_path()
         )
