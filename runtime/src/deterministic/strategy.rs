@@ -22,11 +22,13 @@
 //! Two adaptations for async code. The number of steps of a run is not
 //! known in advance, so each change point is drawn log-uniformly over the
 //! first 2^16 steps (as likely in 1..2 as in 1024..2048): short tests and
-//! long ones both get change points where they run. And a task that is
-//! runnable again right after its own poll (it yielded, or woke itself)
-//! drops below every other task, as shuttle's PCT does for `yield_now`: a
+//! long ones both get change points where they run. And a task that keeps
+//! running step after step (it yields, or wakes itself) drops below every
+//! other task, as shuttle's PCT does for `yield_now`: a
 //! task that spins on yields waiting for another would otherwise starve it
-//! forever.
+//! forever. A task counts as spinning when it would run a third step in a
+//! row while another task is runnable (a single repeat is common without
+//! a spin: a timer or a reply can wake a task right after its poll).
 //!
 //! The fingerprint is off unless asked for (it grows with every round): it
 //! lists, per round, the ids of the tasks polled in the order they ran. Two
@@ -94,6 +96,9 @@ impl std::fmt::Display for Strategy {
     }
 }
 
+/// A task chosen this many steps in a row is lowered if another waits.
+const MAX_STREAK: u32 = 2;
+
 /// Change points are drawn log-uniformly below this many steps (2^16).
 const MAX_CHANGE_POINT_LOG2: u64 = 16;
 
@@ -117,8 +122,10 @@ struct Pct {
     change_points: Vec<u64>,
     step: u64,
     next_low: u64,
-    /// The task polled by the last step, to spot one that yielded.
+    /// The task polled by the last step, and how many steps in a row it
+    /// has been chosen, to spot one that spins.
     last: Option<Id>,
+    streak: u32,
 }
 
 impl Order {
@@ -140,6 +147,7 @@ impl Order {
                     step: 0,
                     next_low: FIRST_LOW_PRIORITY,
                     last: None,
+                    streak: 0,
                 })
             }
         };
@@ -170,13 +178,6 @@ impl Pct {
 
     /// Picks the index in `batch` of the task to poll this step.
     fn choose(&mut self, rng: &mut Rng, batch: &[Task]) -> usize {
-        // A task polled last step and runnable again yielded: let the
-        // others run (see the module docs).
-        if let Some(last) = self.last.take() {
-            if batch.iter().any(|t| t.metadata().id == last) && batch.len() > 1 {
-                self.lower(last);
-            }
-        }
         // New tasks get their priority in id order, so the draw does not
         // depend on the order in which wakes reached the queue.
         let mut fresh: Vec<Id> = batch
@@ -189,18 +190,34 @@ impl Pct {
             let p = (1 << 62) | (rng.next_u64() >> 2);
             self.priorities.insert(id, p);
         }
-        let (index, id) = batch
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (i, t.metadata().id))
-            .max_by_key(|(_, id)| (self.priorities[id], std::cmp::Reverse(*id)))
-            .expect("a batch is never empty");
+        let top = |priorities: &HashMap<Id, u64>| {
+            batch
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (i, t.metadata().id))
+                .max_by_key(|(_, id)| (priorities[id], std::cmp::Reverse(*id)))
+                .expect("a batch is never empty")
+        };
+        let (mut index, mut id) = top(&self.priorities);
+        // A task about to run a third step in a row while others wait is
+        // spinning (yielding, or waking itself): let the others run (see
+        // the module docs). Two in a row is common without a spin (a
+        // timer or a reply woke it again), so it does not count.
+        if batch.len() > 1 && self.last == Some(id) && self.streak >= MAX_STREAK {
+            self.lower(id);
+            (index, id) = top(&self.priorities);
+        }
+        if self.last == Some(id) {
+            self.streak += 1;
+        } else {
+            self.last = Some(id);
+            self.streak = 1;
+        }
         self.step += 1;
         while self.change_points.first() == Some(&self.step) {
             self.change_points.remove(0);
             self.lower(id);
         }
-        self.last = Some(id);
         index
     }
 }

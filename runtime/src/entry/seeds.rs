@@ -83,6 +83,7 @@ struct Run<T> {
     fingerprint: Vec<Vec<u64>>,
 }
 
+#[track_caller]
 fn run_once<T, Fut: Future<Output = T>>(
     seed: u64,
     strategy: Strategy,
@@ -97,7 +98,12 @@ fn run_once<T, Fut: Future<Output = T>>(
     if record {
         det.order.lock().record();
     }
-    let result = catch_unwind(AssertUnwindSafe(|| rt.block_on(body())));
+    // The deadlock report names where the test is (this is track_caller up
+    // to the generated code), not this line.
+    let location = std::panic::Location::caller();
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        crate::block_on::block_on(rt.handle(), body(), location)
+    }));
     let fingerprint = det
         .order
         .lock()
@@ -155,6 +161,7 @@ fn divergence(a: &[Vec<u64>], b: &[Vec<u64>]) -> Option<String> {
 ///     assert_eq!(h.await.unwrap(), 1);
 /// });
 /// ```
+#[track_caller]
 pub fn deterministic_test<T, Fut>(site: Site, seeds: Seeds, body: impl Fn() -> Fut) -> T
 where
     T: Outcome,
