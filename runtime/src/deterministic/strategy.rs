@@ -36,8 +36,6 @@
 //! differ is where something outside the runtime's control (a real clock,
 //! thread timing, global state left by an earlier run) leaked in.
 
-use std::collections::HashMap;
-
 use super::rng::Rng;
 use crate::scheduler::{Shared, Task};
 use crate::sync::Mutex;
@@ -117,7 +115,9 @@ pub(crate) struct Order {
 }
 
 struct Pct {
-    priorities: HashMap<Id, u64>,
+    /// By task id (ids are small and dense: a runtime counts them from 1);
+    /// 0 for a task not seen yet.
+    priorities: Vec<u64>,
     /// Sorted step numbers (1-based) after which the chosen task is lowered.
     change_points: Vec<u64>,
     step: u64,
@@ -142,7 +142,7 @@ impl Order {
                     .collect();
                 change_points.sort_unstable();
                 Some(Pct {
-                    priorities: HashMap::new(),
+                    priorities: Vec::new(),
                     change_points,
                     step: 0,
                     next_low: FIRST_LOW_PRIORITY,
@@ -171,9 +171,25 @@ impl Order {
 }
 
 impl Pct {
+    fn set(&mut self, id: Id, priority: u64) {
+        let i = id.as_u64() as usize;
+        if self.priorities.len() <= i {
+            self.priorities.resize(i + 1, 0);
+        }
+        self.priorities[i] = priority;
+    }
+
     fn lower(&mut self, id: Id) {
-        self.priorities.insert(id, self.next_low);
+        self.set(id, self.next_low);
         self.next_low -= 1;
+    }
+
+    /// The priority of task `id`; 0 if it has none yet.
+    fn priority(&self, id: Id) -> u64 {
+        self.priorities
+            .get(id.as_u64() as usize)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Picks the index in `batch` of the task to poll this step.
@@ -183,29 +199,29 @@ impl Pct {
         let mut fresh: Vec<Id> = batch
             .iter()
             .map(|t| t.metadata().id)
-            .filter(|id| !self.priorities.contains_key(id))
+            .filter(|&id| self.priority(id) == 0)
             .collect();
         fresh.sort_unstable();
         for id in fresh {
             let p = (1 << 62) | (rng.next_u64() >> 2);
-            self.priorities.insert(id, p);
+            self.set(id, p);
         }
-        let top = |priorities: &HashMap<Id, u64>| {
+        let top = |pct: &Pct| {
             batch
                 .iter()
                 .enumerate()
                 .map(|(i, t)| (i, t.metadata().id))
-                .max_by_key(|(_, id)| (priorities[id], std::cmp::Reverse(*id)))
+                .max_by_key(|&(_, id)| (pct.priority(id), std::cmp::Reverse(id)))
                 .expect("a batch is never empty")
         };
-        let (mut index, mut id) = top(&self.priorities);
+        let (mut index, mut id) = top(self);
         // A task about to run a third step in a row while others wait is
         // spinning (yielding, or waking itself): let the others run (see
         // the module docs). Two in a row is common without a spin (a
         // timer or a reply woke it again), so it does not count.
         if batch.len() > 1 && self.last == Some(id) && self.streak >= MAX_STREAK {
             self.lower(id);
-            (index, id) = top(&self.priorities);
+            (index, id) = top(self);
         }
         if self.last == Some(id) {
             self.streak += 1;
