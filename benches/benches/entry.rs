@@ -37,44 +37,37 @@ async fn spawn_one_safepoint() {
     assert_eq!(safepoint::spawn(async { 7 }).await.unwrap(), 7);
 }
 
-/// The 100-task body: tasks that take turns on a shared counter.
-async fn hundred_tasks_safepoint() {
-    let counter = Arc::new(Mutex::new(0u64));
-    let tasks: Vec<_> = (0..100)
-        .map(|_| {
-            let c = counter.clone();
-            safepoint::spawn(async move {
-                for _ in 0..3 {
-                    *c.lock().unwrap() += 1;
-                    safepoint::task::yield_now().await;
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    assert_eq!(*counter.lock().unwrap(), 300);
+/// The 100-task body, for either runtime: tasks that take turns on a
+/// shared counter.
+macro_rules! hundred_tasks {
+    ($name:ident, $spawn:path, $yield_now:path) => {
+        async fn $name() {
+            let counter = Arc::new(Mutex::new(0u64));
+            let tasks: Vec<_> = (0..100)
+                .map(|_| {
+                    let c = counter.clone();
+                    $spawn(async move {
+                        for _ in 0..3 {
+                            *c.lock().unwrap() += 1;
+                            $yield_now().await;
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            assert_eq!(*counter.lock().unwrap(), 300);
+        }
+    };
 }
 
-async fn hundred_tasks_tokio() {
-    let counter = Arc::new(Mutex::new(0u64));
-    let tasks: Vec<_> = (0..100)
-        .map(|_| {
-            let c = counter.clone();
-            tokio::spawn(async move {
-                for _ in 0..3 {
-                    *c.lock().unwrap() += 1;
-                    tokio::task::yield_now().await;
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    assert_eq!(*counter.lock().unwrap(), 300);
-}
+hundred_tasks!(
+    hundred_tasks_safepoint,
+    safepoint::spawn,
+    safepoint::task::yield_now
+);
+hundred_tasks!(hundred_tasks_tokio, tokio::spawn, tokio::task::yield_now);
 
 fn entry_multi_thread(c: &mut Criterion) {
     let mut g = c.benchmark_group("entry_multi_thread");

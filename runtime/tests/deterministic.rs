@@ -94,14 +94,20 @@ fn advance_fires_timers_in_order() {
     assert_eq!(lines(&out), ["a", "b", "c"]);
 }
 
-/// Three tasks that interleave prints around yields; returns the log.
-fn interleaving(seed: u64) -> Vec<String> {
-    let rt = Builder::new_deterministic(seed).build().unwrap();
+/// A deterministic runtime with an exploration strategy.
+fn seeded(seed: u64, strategy: Strategy) -> std::io::Result<safepoint::Runtime> {
+    Builder::new_deterministic(seed).strategy(strategy).build()
+}
+
+/// `tasks` tasks that log `t{task}.{i}` then yield, `steps` times each,
+/// under `strategy`; returns the log.
+fn logged_interleaving(seed: u64, strategy: Strategy, tasks: usize, steps: usize) -> Vec<String> {
+    let rt = seeded(seed, strategy).unwrap();
     let out = log();
-    for t in 0..3 {
+    for t in 0..tasks {
         let o = out.clone();
         rt.spawn(async move {
-            for i in 0..4 {
+            for i in 0..steps {
                 push(&o, format!("t{t}.{i}"));
                 safepoint::task::yield_now().await;
             }
@@ -109,6 +115,11 @@ fn interleaving(seed: u64) -> Vec<String> {
     }
     rt.run_until_blocked();
     lines(&out)
+}
+
+/// Three tasks that interleave prints around yields; returns the log.
+fn interleaving(seed: u64) -> Vec<String> {
+    logged_interleaving(seed, Strategy::Uniform, 3, 4)
 }
 
 #[test]
@@ -290,10 +301,7 @@ fn step_and_advance_refuse_the_multi_thread_flavour() {
 /// Under PCT a step polls one task: the runnable one of highest priority.
 #[test]
 fn pct_polls_one_task_per_step() {
-    let rt = Builder::new_deterministic(11)
-        .strategy(Strategy::Pct { depth: 3 })
-        .build()
-        .unwrap();
+    let rt = seeded(11, Strategy::Pct { depth: 3 }).unwrap();
     let out = log();
     for t in 0..5 {
         let o = out.clone();
@@ -308,22 +316,7 @@ fn pct_polls_one_task_per_step() {
 
 /// Six tasks that log around yields, under PCT; returns the log.
 fn pct_interleaving(seed: u64) -> Vec<String> {
-    let rt = Builder::new_deterministic(seed)
-        .strategy(Strategy::Pct { depth: 3 })
-        .build()
-        .unwrap();
-    let out = log();
-    for t in 0..6 {
-        let o = out.clone();
-        rt.spawn(async move {
-            for i in 0..3 {
-                push(&o, format!("t{t}.{i}"));
-                safepoint::task::yield_now().await;
-            }
-        });
-    }
-    rt.run_until_blocked();
-    lines(&out)
+    logged_interleaving(seed, Strategy::Pct { depth: 3 }, 6, 3)
 }
 
 #[test]
@@ -364,10 +357,7 @@ async fn pct_a_spinning_task_does_not_starve_the_one_it_waits_for() {
 
 #[test]
 fn pct_depth_zero_is_an_invalid_input() {
-    let err = Builder::new_deterministic(0)
-        .strategy(Strategy::Pct { depth: 0 })
-        .build()
-        .unwrap_err();
+    let err = seeded(0, Strategy::Pct { depth: 0 }).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("depth"), "{err}");
 }
