@@ -1,27 +1,32 @@
 //! What the entry-point macros cost, and what one seed of exploration costs.
 //!
-//! * `entry_multi_thread/{hand_built,macro,tokio}`: build a 2-worker
-//!   runtime, run a body that spawns and joins one task, drop the runtime:
-//!   by hand with `Builder`, through `safepoint::entry::multi_thread_test`
-//!   (exactly what `#[safepoint::test]` expands to), and tokio's
-//!   `#[tokio::test(flavor = "multi_thread", worker_threads = 2)]`
-//!   equivalent.
-//! * `entry_deterministic/{hand_built,macro}`: the same for one seed of the
-//!   deterministic flavour (`entry::deterministic_test` with one seed).
-//! * `seed_100_tasks/{uniform,pct,tokio_current_thread}`: one seed of a
-//!   100-task test (each task: 3 rounds of lock, update, yield; the body
-//!   joins all): fresh runtime, run, drop. tokio's current-thread runtime
-//!   runs the same body, unseeded, for scale.
+//! * `multi_thread`: build a 2-worker runtime, run a body that spawns and
+//!   joins one task, drop the runtime: by hand with `Builder`
+//!   (`hand_built`), through `safepoint::entry::multi_thread_test`
+//!   (`macro`: exactly what `#[safepoint::test]` expands to), and tokio's
+//!   equivalent (`tokio`).
+//! * `deterministic`: the same for one seed of the deterministic flavour
+//!   (`entry::deterministic_test` with one seed).
+//! * `seed_100_tasks`: one seed of a 100-task test (each task: 3 rounds of
+//!   lock, update, yield; the body joins all): fresh runtime, run, drop,
+//!   under the uniform and the PCT strategy; tokio's current-thread
+//!   runtime runs the same body, unseeded, for scale.
+//!
+//! Not criterion: the variants of a group are measured in interleaved
+//! rounds (15 rounds, each variant in turn, the order rotating), so that
+//! the load of this shared machine drifts over all of them alike. Each
+//! iteration is timed; the median, p99 and max are printed, and the median
+//! ratio to the first variant.
 //!
 //! Run: `cargo bench -p safepoint-benches --bench entry`. Unset the
 //! `SAFEPOINT_*` variables (they steer `deterministic_test`).
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion};
 use safepoint::entry::{deterministic_test, multi_thread_test, Seeds, Site};
 use safepoint::{Builder, Strategy};
+use safepoint_benches::{us, Percentiles};
 
 const SITE: Site = Site {
     package: "safepoint-benches",
@@ -69,95 +74,129 @@ hundred_tasks!(
 );
 hundred_tasks!(hundred_tasks_tokio, tokio::spawn, tokio::task::yield_now);
 
-fn entry_multi_thread(c: &mut Criterion) {
-    let mut g = c.benchmark_group("entry_multi_thread");
-    g.measurement_time(Duration::from_secs(4));
-    g.bench_function("hand_built", |b| {
-        b.iter(|| {
-            let rt = Builder::new_multi_thread()
-                .worker_threads(2)
-                .build()
-                .unwrap();
-            rt.block_on(spawn_one_safepoint())
-        })
-    });
-    g.bench_function("macro", |b| {
-        b.iter(|| multi_thread_test(2, spawn_one_safepoint()))
-    });
-    g.bench_function("tokio", |b| {
-        b.iter(|| {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async { assert_eq!(tokio::spawn(async { 7 }).await.unwrap(), 7) })
-        })
-    });
-    g.finish();
-}
+/// One variant: a name and one iteration.
+type Variant<'a> = (&'a str, Box<dyn FnMut(u64) + 'a>);
 
-fn entry_deterministic(c: &mut Criterion) {
-    let mut g = c.benchmark_group("entry_deterministic");
-    g.measurement_time(Duration::from_secs(4));
+/// Runs the variants in interleaved rounds of `n` iterations each and
+/// prints per-iteration percentiles and median ratios.
+fn group(name: &str, n: u64, mut variants: Vec<Variant<'_>>) {
+    const ROUNDS: usize = 15;
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
     let mut seed = 0u64;
-    g.bench_function("hand_built", |b| {
-        b.iter(|| {
-            seed += 1;
-            let rt = Builder::new_deterministic(seed).build().unwrap();
-            rt.block_on(spawn_one_safepoint())
-        })
-    });
-    g.bench_function("macro", |b| {
-        b.iter(|| {
-            seed += 1;
-            let seeds = Seeds {
-                first: seed,
-                count: 1,
-                strategy: Strategy::Uniform,
-            };
-            deterministic_test(SITE, seeds, spawn_one_safepoint)
-        })
-    });
-    g.finish();
-}
-
-fn seed_100_tasks(c: &mut Criterion) {
-    let mut g = c.benchmark_group("seed_100_tasks");
-    g.measurement_time(Duration::from_secs(4));
-    let mut seed = 0u64;
-    for (name, strategy) in [
-        ("uniform", Strategy::Uniform),
-        ("pct", Strategy::Pct { depth: 3 }),
-    ] {
-        g.bench_function(name, |b| {
-            b.iter(|| {
+    for round in 0..ROUNDS {
+        for k in 0..variants.len() {
+            let v = (k + round) % variants.len();
+            for _ in 0..n {
                 seed += 1;
-                let seeds = Seeds {
-                    first: seed,
-                    count: 1,
-                    strategy,
-                };
-                deterministic_test(SITE, seeds, hundred_tasks_safepoint)
-            })
-        });
+                let start = Instant::now();
+                (variants[v].1)(seed);
+                samples[v].push(start.elapsed());
+            }
+        }
     }
-    g.bench_function("tokio_current_thread", |b| {
-        b.iter(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(hundred_tasks_tokio())
-        })
-    });
-    g.finish();
+    let stats: Vec<Percentiles> = samples.iter_mut().map(|s| Percentiles::of(s)).collect();
+    println!("{name} ({} iterations per variant)", stats[0].n);
+    for ((label, _), p) in variants.iter().zip(&stats) {
+        println!(
+            "  {label:<22} p50 {:>9} us  p99 {:>9} us  max {:>9} us  p50 ratio {:.3}",
+            us(p.p50),
+            us(p.p99),
+            us(p.max),
+            p.p50.as_secs_f64() / stats[0].p50.as_secs_f64()
+        );
+    }
 }
 
-criterion_group!(
-    benches,
-    entry_multi_thread,
-    entry_deterministic,
-    seed_100_tasks
-);
-criterion_main!(benches);
+fn main() {
+    group(
+        "multi_thread: build, spawn + join one task, drop",
+        40,
+        vec![
+            (
+                "hand_built",
+                Box::new(|_| {
+                    let rt = Builder::new_multi_thread()
+                        .worker_threads(2)
+                        .build()
+                        .unwrap();
+                    rt.block_on(spawn_one_safepoint())
+                }),
+            ),
+            (
+                "macro",
+                Box::new(|_| multi_thread_test(2, spawn_one_safepoint())),
+            ),
+            (
+                "tokio",
+                Box::new(|_| {
+                    let rt = tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(2)
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    rt.block_on(async { assert_eq!(tokio::spawn(async { 7 }).await.unwrap(), 7) })
+                }),
+            ),
+        ],
+    );
+    let seeds = |first, strategy| Seeds {
+        first,
+        count: 1,
+        strategy,
+    };
+    group(
+        "deterministic: one seed, spawn + join one task",
+        2000,
+        vec![
+            (
+                "hand_built",
+                Box::new(|seed| {
+                    let rt = Builder::new_deterministic(seed).build().unwrap();
+                    rt.block_on(spawn_one_safepoint())
+                }),
+            ),
+            (
+                "macro",
+                Box::new(|seed| {
+                    deterministic_test(SITE, seeds(seed, Strategy::Uniform), spawn_one_safepoint)
+                }),
+            ),
+        ],
+    );
+    group(
+        "seed_100_tasks: one seed of a 100-task test",
+        30,
+        vec![
+            (
+                "uniform",
+                Box::new(|seed| {
+                    deterministic_test(
+                        SITE,
+                        seeds(seed, Strategy::Uniform),
+                        hundred_tasks_safepoint,
+                    )
+                }),
+            ),
+            (
+                "pct(3)",
+                Box::new(|seed| {
+                    deterministic_test(
+                        SITE,
+                        seeds(seed, Strategy::Pct { depth: 3 }),
+                        hundred_tasks_safepoint,
+                    )
+                }),
+            ),
+            (
+                "tokio_current_thread",
+                Box::new(|_| {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    rt.block_on(hundred_tasks_tokio())
+                }),
+            ),
+        ],
+    );
+}
