@@ -269,3 +269,128 @@ pub(crate) fn parse(kind: Kind, list: Punctuated<MetaNameValue, Token![,]>) -> s
         None => Ok(flavor),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{parse, Flavor, Kind, Strategy};
+    use syn::parse::Parser;
+    use syn::punctuated::Punctuated;
+    use syn::{MetaNameValue, Token};
+
+    fn args(kind: Kind, tokens: proc_macro2::TokenStream) -> syn::Result<Flavor> {
+        let list = Punctuated::<MetaNameValue, Token![,]>::parse_terminated
+            .parse2(tokens)
+            .unwrap();
+        parse(kind, list)
+    }
+
+    fn error(kind: Kind, tokens: proc_macro2::TokenStream) -> String {
+        match args(kind, tokens) {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e
+                .into_iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(" | "),
+        }
+    }
+
+    #[test]
+    fn deterministic_arguments() {
+        let tokens = quote::quote!(
+            flavor = "deterministic",
+            seed = 7,
+            seeds = 64,
+            strategy = "pct",
+            depth = 2
+        );
+        match args(Kind::Test, tokens).unwrap() {
+            Flavor::Deterministic {
+                first: 7,
+                count: 64,
+                strategy: Strategy::Pct { depth: 2 },
+            } => {}
+            _ => panic!("wrong parse"),
+        }
+        match args(
+            Kind::Test,
+            quote::quote!(flavor = "deterministic", strategy = "pct"),
+        )
+        .unwrap()
+        {
+            Flavor::Deterministic {
+                first: 0,
+                count: 1,
+                strategy: Strategy::Pct { depth: 3 },
+            } => {}
+            _ => panic!("pct's default depth is 3"),
+        }
+    }
+
+    #[test]
+    fn multi_thread_arguments() {
+        match args(Kind::Main, quote::quote!()).unwrap() {
+            Flavor::MultiThread { workers: None } => {}
+            _ => panic!("main defaults to one worker per CPU"),
+        }
+        match args(
+            Kind::Test,
+            quote::quote!(flavor = "multi_thread", worker_threads = 4),
+        )
+        .unwrap()
+        {
+            Flavor::MultiThread { workers: Some(4) } => {}
+            _ => panic!("wrong parse"),
+        }
+    }
+
+    #[test]
+    fn every_mistake_is_named() {
+        let cases: [(Kind, proc_macro2::TokenStream, &str); 8] = [
+            (
+                Kind::Test,
+                quote::quote!(seeds = 2, seeds = 3),
+                "`seeds` is given twice",
+            ),
+            (
+                Kind::Test,
+                quote::quote!(flavor = "deterministic", depth = 2),
+                "`depth` is PCT's",
+            ),
+            (
+                Kind::Test,
+                quote::quote!(flavor = "deterministic", worker_threads = 2),
+                "`worker_threads` applies to the multi-thread flavour",
+            ),
+            (
+                Kind::Test,
+                quote::quote!(flavor = "current_thread"),
+                "unknown flavor `current_thread`",
+            ),
+            (
+                Kind::Test,
+                quote::quote!(flavor = "deterministic", seeds = 0),
+                "`seeds` must be at least 1",
+            ),
+            (
+                Kind::Test,
+                quote::quote!(worker_threads = "4"),
+                "`worker_threads` takes an integer",
+            ),
+            (
+                Kind::Test,
+                quote::quote!(flavor = "deterministic", strategy = "random"),
+                "unknown strategy `random`",
+            ),
+            (
+                Kind::Main,
+                quote::quote!(seed = 1),
+                "unknown argument `seed` for #[safepoint::main]",
+            ),
+        ];
+        for (kind, tokens, expected) in cases {
+            let msg = error(kind, tokens);
+            assert!(msg.contains(expected), "expected {expected:?} in {msg:?}");
+        }
+    }
+}
