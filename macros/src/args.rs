@@ -295,102 +295,93 @@ mod tests {
         }
     }
 
-    #[test]
-    fn deterministic_arguments() {
-        let tokens = quote::quote!(
-            flavor = "deterministic",
-            seed = 7,
-            seeds = 64,
-            strategy = "pct",
-            depth = 2
-        );
-        match args(Kind::Test, tokens).unwrap() {
+    /// The parse of `source` as a short string, to compare.
+    fn parsed(kind: Kind, source: &str) -> String {
+        match args(kind, source.parse().unwrap()).unwrap() {
+            Flavor::MultiThread { workers } => format!("multi_thread {workers:?}"),
             Flavor::Deterministic {
-                first: 7,
-                count: 64,
-                strategy: Strategy::Pct { depth: 2 },
-            } => {}
-            _ => panic!("wrong parse"),
-        }
-        match args(
-            Kind::Test,
-            quote::quote!(flavor = "deterministic", strategy = "pct"),
-        )
-        .unwrap()
-        {
+                first,
+                count,
+                strategy: Strategy::Uniform,
+            } => format!("deterministic {first}+{count} uniform"),
             Flavor::Deterministic {
-                first: 0,
-                count: 1,
-                strategy: Strategy::Pct { depth: 3 },
-            } => {}
-            _ => panic!("pct's default depth is 3"),
+                first,
+                count,
+                strategy: Strategy::Pct { depth },
+            } => format!("deterministic {first}+{count} pct {depth}"),
         }
     }
 
     #[test]
-    fn multi_thread_arguments() {
-        match args(Kind::Main, quote::quote!()).unwrap() {
-            Flavor::MultiThread { workers: None } => {}
-            _ => panic!("main defaults to one worker per CPU"),
-        }
-        match args(
-            Kind::Test,
-            quote::quote!(flavor = "multi_thread", worker_threads = 4),
-        )
-        .unwrap()
-        {
-            Flavor::MultiThread { workers: Some(4) } => {}
-            _ => panic!("wrong parse"),
+    fn arguments_and_defaults() {
+        let cases = [
+            (Kind::Main, "", "multi_thread None"),
+            (Kind::Main, "worker_threads = 4", "multi_thread Some(4)"),
+            (Kind::Test, "flavor = \"multi_thread\"", "multi_thread None"),
+            (
+                Kind::Test,
+                "flavor = \"deterministic\"",
+                "deterministic 0+1 uniform",
+            ),
+            (
+                Kind::Test,
+                "flavor = \"deterministic\", seed = 7, seeds = 64, strategy = \"pct\", depth = 2",
+                "deterministic 7+64 pct 2",
+            ),
+            (
+                Kind::Test,
+                "flavor = \"deterministic\", strategy = \"pct\"",
+                "deterministic 0+1 pct 3",
+            ),
+        ];
+        for (kind, source, expected) in cases {
+            assert_eq!(parsed(kind, source), expected, "{source}");
         }
     }
 
     #[test]
     fn every_mistake_is_named() {
-        let cases: [(Kind, proc_macro2::TokenStream, &str); 8] = [
+        const DET: &str = "flavor = \"deterministic\", ";
+        let cases = [
+            (Kind::Test, "seeds = 2, seeds = 3", "`seeds` is given twice"),
+            (Kind::Test, &format!("{DET}depth = 2"), "`depth` is PCT's"),
             (
                 Kind::Test,
-                quote::quote!(seeds = 2, seeds = 3),
-                "`seeds` is given twice",
+                &format!("{DET}worker_threads = 2"),
+                "`worker_threads` applies",
             ),
             (
                 Kind::Test,
-                quote::quote!(flavor = "deterministic", depth = 2),
-                "`depth` is PCT's",
-            ),
-            (
-                Kind::Test,
-                quote::quote!(flavor = "deterministic", worker_threads = 2),
-                "`worker_threads` applies to the multi-thread flavour",
-            ),
-            (
-                Kind::Test,
-                quote::quote!(flavor = "current_thread"),
+                "flavor = \"current_thread\"",
                 "unknown flavor `current_thread`",
             ),
             (
                 Kind::Test,
-                quote::quote!(flavor = "deterministic", seeds = 0),
+                &format!("{DET}seeds = 0"),
                 "`seeds` must be at least 1",
             ),
             (
                 Kind::Test,
-                quote::quote!(worker_threads = "4"),
+                "worker_threads = \"4\"",
                 "`worker_threads` takes an integer",
             ),
             (
                 Kind::Test,
-                quote::quote!(flavor = "deterministic", strategy = "random"),
+                &format!("{DET}strategy = \"random\""),
                 "unknown strategy `random`",
             ),
             (
                 Kind::Main,
-                quote::quote!(seed = 1),
+                "seed = 1",
                 "unknown argument `seed` for #[safepoint::main]",
             ),
         ];
-        for (kind, tokens, expected) in cases {
-            let msg = error(kind, tokens);
-            assert!(msg.contains(expected), "expected {expected:?} in {msg:?}");
+        for (kind, source, expected) in cases {
+            let msg = error(kind, source.parse().unwrap());
+            assert!(
+                msg.contains(expected),
+                "{source}: expected {expected:?} in {msg:?}"
+            );
         }
     }
 }
