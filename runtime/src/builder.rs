@@ -8,7 +8,7 @@
 use std::io;
 use std::time::Duration;
 
-use crate::deterministic::Deterministic;
+use crate::deterministic::{Deterministic, Strategy};
 use crate::flavor::Flavor;
 use crate::runtime::Runtime;
 use crate::scheduler::{worker, Config, Shared};
@@ -40,6 +40,8 @@ pub struct Builder {
     enable_time: bool,
     /// `Some(seed)` for the deterministic flavour.
     seed: Option<u64>,
+    /// The deterministic flavour's exploration strategy, if set.
+    strategy: Option<Strategy>,
 }
 
 /// The most workers a runtime can have (the census packs counts in 16 bits).
@@ -67,6 +69,7 @@ impl Builder {
             enable_io: true,
             enable_time: true,
             seed: None,
+            strategy: None,
         }
     }
 
@@ -245,8 +248,44 @@ impl Builder {
         self
     }
 
+    /// The deterministic flavour's exploration strategy: how each step
+    /// picks which runnable tasks to poll, and in what order (default
+    /// [`Strategy::Uniform`]). [`Strategy::Pct`] finds bugs that need one
+    /// task to run many steps while another waits; see [`Strategy`]. The
+    /// interleaving stays a function of the seed and the strategy.
+    ///
+    /// # Errors
+    ///
+    /// `build()` fails with `InvalidInput` if this is set on the
+    /// multi-thread flavour (it has no seeded order) or if PCT's depth is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use safepoint::{Builder, Strategy};
+    ///
+    /// let rt = Builder::new_deterministic(1).strategy(Strategy::Pct { depth: 2 }).build().unwrap();
+    /// # drop(rt);
+    /// let err = Builder::new_multi_thread().strategy(Strategy::Uniform).build().unwrap_err();
+    /// assert!(err.to_string().contains("strategy"));
+    /// ```
+    pub fn strategy(&mut self, strategy: Strategy) -> &mut Builder {
+        self.strategy = Some(strategy);
+        self
+    }
+
     fn validate(&self) -> io::Result<Config> {
         let invalid = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
+        if self.seed.is_none() && self.strategy.is_some() {
+            return invalid(
+                "strategy applies only to the deterministic flavour \
+                 (Builder::new_deterministic): the multi-thread flavour has no seeded order"
+                    .into(),
+            );
+        }
+        if self.strategy == Some(Strategy::Pct { depth: 0 }) {
+            return invalid("the PCT strategy's depth must be at least 1 (got 0)".into());
+        }
         if self.seed.is_some() && self.worker_threads.is_some() {
             return invalid(
                 "worker_threads cannot be set on the deterministic flavour: it runs every task \
@@ -321,7 +360,9 @@ impl Builder {
             (0..config.worker_threads).map(|_| Local::new()).collect();
         let stealers = locals.iter().map(|l| l.stealer()).collect();
         let flavor = match self.seed {
-            Some(seed) => Flavor::Deterministic(Deterministic::new(seed)),
+            Some(seed) => {
+                Flavor::Deterministic(Deterministic::new(seed, self.strategy.unwrap_or_default()))
+            }
             None => Flavor::MultiThread,
         };
         let shared = Arc::new(Shared::new(config, stealers, driver, flavor));

@@ -41,6 +41,8 @@ mod blocking;
 mod builder;
 mod context;
 mod deterministic;
+#[doc(hidden)]
+pub mod entry;
 mod flavor;
 mod handle;
 mod metrics;
@@ -57,6 +59,7 @@ pub mod protocol {
 }
 
 pub use builder::Builder;
+pub use deterministic::Strategy;
 pub use handle::{EnterGuard, Handle};
 pub use metrics::RuntimeMetrics;
 pub use runtime::Runtime;
@@ -64,6 +67,7 @@ pub use safepoint::point::{safepoint, Safepoint};
 pub use safepoint::report::{Laggard, StopReport, StopTimedOut};
 pub use safepoint::request::{StopTheWorld, StopTheWorldTimeout};
 pub use safepoint::world::StoppedWorld;
+pub use safepoint_macros::{main, test};
 pub use task::{spawn, spawn_blocking, JoinError, JoinHandle};
 
 /// Timers and the clock: `sleep`, `timeout`, `interval`, `Instant`.

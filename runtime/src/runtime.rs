@@ -170,7 +170,9 @@ impl Runtime {
 
     /// Deterministic flavour: runs one round, in which each task that was
     /// runnable at its start is polled once, in the seeded order. Returns how
-    /// many tasks were polled (0: every task is blocked or done).
+    /// many tasks were polled (0: every task is blocked or done). Under
+    /// [`Strategy::Pct`](crate::Strategy::Pct) a step polls one task, the
+    /// runnable one of highest priority.
     ///
     /// # Panics
     ///

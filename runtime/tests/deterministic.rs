@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::channel::oneshot;
 use safepoint::time::{sleep, timeout, Instant};
-use safepoint::Builder;
+use safepoint::{Builder, Strategy};
 
 type Log = Arc<Mutex<Vec<String>>>;
 
@@ -51,31 +51,23 @@ fn run_until_blocked_then_poke() {
 
 /// Awaiting a future inline does not let a spawned task run first;
 /// awaiting a task does.
-#[test]
-fn inline_await_versus_task_await() {
-    let rt = Builder::new_deterministic(3).build().unwrap();
-    let out = log();
-    let o = out.clone();
-    rt.block_on(async move {
-        let o2 = o.clone();
-        let spawned = safepoint::spawn(async move { push(&o2, "spawned task ran") });
-        async { push(&o, "inline future ran") }.await;
-        assert_eq!(lines(&o), ["inline future ran"]);
-        spawned.await.unwrap();
-        assert_eq!(lines(&o), ["inline future ran", "spawned task ran"]);
-    });
-    assert_eq!(lines(&out).len(), 2);
+#[safepoint::test(flavor = "deterministic", seed = 3)]
+async fn inline_await_versus_task_await() {
+    let o = log();
+    let o2 = o.clone();
+    let spawned = safepoint::spawn(async move { push(&o2, "spawned task ran") });
+    async { push(&o, "inline future ran") }.await;
+    assert_eq!(lines(&o), ["inline future ran"]);
+    spawned.await.unwrap();
+    assert_eq!(lines(&o), ["inline future ran", "spawned task ran"]);
 }
 
-#[test]
-fn sleeping_an_hour_takes_no_wall_time() {
-    let rt = Builder::new_deterministic(1).build().unwrap();
+#[safepoint::test(flavor = "deterministic", seed = 1)]
+async fn sleeping_an_hour_takes_no_wall_time() {
     let wall = std::time::Instant::now();
-    let (before, after) = rt.block_on(async {
-        let before = Instant::now();
-        sleep(Duration::from_secs(3600)).await;
-        (before, Instant::now())
-    });
+    let before = Instant::now();
+    sleep(Duration::from_secs(3600)).await;
+    let after = Instant::now();
     assert!(
         wall.elapsed() < Duration::from_secs(2),
         "took {:?}",
@@ -102,14 +94,20 @@ fn advance_fires_timers_in_order() {
     assert_eq!(lines(&out), ["a", "b", "c"]);
 }
 
-/// Three tasks that interleave prints around yields; returns the log.
-fn interleaving(seed: u64) -> Vec<String> {
-    let rt = Builder::new_deterministic(seed).build().unwrap();
+/// A deterministic runtime with an exploration strategy.
+fn seeded(seed: u64, strategy: Strategy) -> std::io::Result<safepoint::Runtime> {
+    Builder::new_deterministic(seed).strategy(strategy).build()
+}
+
+/// `tasks` tasks that log `t{task}.{i}` then yield, `steps` times each,
+/// under `strategy`; returns the log.
+fn logged_interleaving(seed: u64, strategy: Strategy, tasks: usize, steps: usize) -> Vec<String> {
+    let rt = seeded(seed, strategy).unwrap();
     let out = log();
-    for t in 0..3 {
+    for t in 0..tasks {
         let o = out.clone();
         rt.spawn(async move {
-            for i in 0..4 {
+            for i in 0..steps {
                 push(&o, format!("t{t}.{i}"));
                 safepoint::task::yield_now().await;
             }
@@ -117,6 +115,11 @@ fn interleaving(seed: u64) -> Vec<String> {
     }
     rt.run_until_blocked();
     lines(&out)
+}
+
+/// Three tasks that interleave prints around yields; returns the log.
+fn interleaving(seed: u64) -> Vec<String> {
+    logged_interleaving(seed, Strategy::Uniform, 3, 4)
 }
 
 #[test]
@@ -208,7 +211,13 @@ fn task_panic_names_the_seed() {
 
 #[test]
 fn stop_the_world_from_block_on() {
-    let rt = Builder::new_deterministic(11).build().unwrap();
+    for seed in 0..8 {
+        stop_the_world_from_block_on_with(seeded(seed, Strategy::Uniform).unwrap());
+        stop_the_world_from_block_on_with(seeded(seed, Strategy::Pct { depth: 3 }).unwrap());
+    }
+}
+
+fn stop_the_world_from_block_on_with(rt: safepoint::Runtime) {
     let progress = Arc::new(Mutex::new(0u32));
     for _ in 0..5 {
         let p = progress.clone();
@@ -232,10 +241,13 @@ fn stop_the_world_from_block_on() {
     assert_eq!(report.at_safepoint, 5);
     assert_eq!(report.tasks, 6);
     let before = *progress.lock().unwrap();
-    // One round passes the safepoint and yields; the next counts again.
-    rt.step();
-    rt.step();
-    assert!(*progress.lock().unwrap() > before, "tasks resumed");
+    // A task's first poll passes the safepoint and yields; its next counts
+    // again (the next round for uniform, a step or a few for PCT).
+    let resumed = (0..12).any(|_| {
+        rt.step();
+        *progress.lock().unwrap() > before
+    });
+    assert!(resumed, "tasks resumed");
 }
 
 #[test]
@@ -268,20 +280,15 @@ fn real_sockets_work_and_time_does_not_jump_over_io() {
     peer.join().unwrap();
 }
 
-#[test]
-fn wait_all_blocked_inside_the_deterministic_runtime() {
-    let rt = Builder::new_deterministic(4).build().unwrap();
-    let out = log();
-    let o = out.clone();
-    rt.block_on(async move {
-        for i in 0..3 {
-            let o = o.clone();
-            safepoint::spawn(async move { push(&o, format!("task {i}")) });
-        }
-        safepoint::task::wait_all_blocked().await;
-        assert_eq!(lines(&o).len(), 3);
-    });
-    assert_eq!(lines(&out).len(), 3);
+#[safepoint::test(flavor = "deterministic", seed = 4)]
+async fn wait_all_blocked_inside_the_deterministic_runtime() {
+    let o = log();
+    for i in 0..3 {
+        let o = o.clone();
+        safepoint::spawn(async move { push(&o, format!("task {i}")) });
+    }
+    safepoint::task::wait_all_blocked().await;
+    assert_eq!(lines(&o).len(), 3);
 }
 
 #[test]
@@ -298,4 +305,68 @@ fn step_and_advance_refuse_the_multi_thread_flavour() {
         .build()
         .unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+}
+
+/// Under PCT a step polls one task: the runnable one of highest priority.
+#[test]
+fn pct_polls_one_task_per_step() {
+    let rt = seeded(11, Strategy::Pct { depth: 3 }).unwrap();
+    let out = log();
+    for t in 0..5 {
+        let o = out.clone();
+        rt.spawn(async move { push(&o, format!("t{t}")) });
+    }
+    for polled in 1..=5 {
+        assert_eq!(rt.step(), 1);
+        assert_eq!(lines(&out).len(), polled);
+    }
+    assert_eq!(rt.step(), 0);
+}
+
+/// Six tasks that log around yields, under PCT; returns the log.
+fn pct_interleaving(seed: u64) -> Vec<String> {
+    logged_interleaving(seed, Strategy::Pct { depth: 3 }, 6, 3)
+}
+
+#[test]
+fn pct_same_seed_same_interleaving_other_seeds_differ() {
+    let first = pct_interleaving(5);
+    assert_eq!(first.len(), 18);
+    for _ in 0..20 {
+        assert_eq!(pct_interleaving(5), first);
+    }
+    let distinct: std::collections::HashSet<Vec<String>> = (0..20).map(pct_interleaving).collect();
+    assert!(
+        distinct.len() >= 10,
+        "20 seeds gave {} interleavings",
+        distinct.len()
+    );
+}
+
+/// A task that spins on `yield_now` waiting for another does not starve it,
+/// whatever the priorities (PCT lowers a task that keeps running).
+#[safepoint::test(flavor = "deterministic", seeds = 100, strategy = "pct", depth = 2)]
+async fn pct_a_spinning_task_does_not_starve_the_one_it_waits_for() {
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f = flag.clone();
+    let spinner = safepoint::spawn(async move {
+        let mut spins = 0u32;
+        while !f.load(std::sync::atomic::Ordering::SeqCst) {
+            safepoint::task::yield_now().await;
+            spins += 1;
+        }
+        spins
+    });
+    let f = flag.clone();
+    let setter =
+        safepoint::spawn(async move { f.store(true, std::sync::atomic::Ordering::SeqCst) });
+    setter.await.unwrap();
+    assert!(spinner.await.unwrap() < 10);
+}
+
+#[test]
+fn pct_depth_zero_is_an_invalid_input() {
+    let err = seeded(0, Strategy::Pct { depth: 0 }).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("depth"), "{err}");
 }

@@ -30,7 +30,7 @@ use std::sync::Arc as StdArc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use super::rng::Rng;
+use super::strategy::{self, Order, Strategy};
 use crate::block_on::{assert_not_holding_world, Polling, Registered};
 use crate::context;
 use crate::handle::Handle;
@@ -43,14 +43,14 @@ use crate::task::Id;
 /// The deterministic flavour's own state.
 pub(crate) struct Deterministic {
     seed: u64,
-    rng: Mutex<Rng>,
+    pub(crate) order: Mutex<Order>,
 }
 
 impl Deterministic {
-    pub(crate) fn new(seed: u64) -> Deterministic {
+    pub(crate) fn new(seed: u64, strategy: Strategy) -> Deterministic {
         Deterministic {
             seed,
-            rng: Mutex::new(Rng::new(seed)),
+            order: Mutex::new(Order::new(seed, strategy)),
         }
     }
 
@@ -141,7 +141,7 @@ pub(crate) fn step(shared: &Shared) -> usize {
         // due (a stop, quiescence).
         return 0;
     }
-    det(shared).rng.lock().shuffle(&mut batch);
+    let batch = strategy::order(shared, &det(shared).order, batch);
     let n = batch.len();
     for task in batch {
         let prev = context::set_current_task(Some(task.metadata().id));

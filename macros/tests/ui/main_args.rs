@@ -1,0 +1,2 @@
+#[safepoint::main(worker_threads = 0, flavor = "deterministic")]
+async fn main() {}

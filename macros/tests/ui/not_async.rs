@@ -1,0 +1,4 @@
+#[safepoint::test]
+fn forgot_async() {}
+
+fn main() {}
