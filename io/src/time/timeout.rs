@@ -53,27 +53,31 @@ pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
     Timeout::new(Sleep::new(context::current(), deadline), future)
 }
 
-/// The future of [`timeout()`] and [`timeout_at`].
-///
-/// # Examples
-///
-/// ```
-/// use safepoint_io::driver::{Config, Driver};
-/// use safepoint_io::time::{timeout, Duration};
-///
-/// let mut driver = Driver::new(Config::default()).unwrap();
-/// driver.block_on(async {
-///     let t = timeout(Duration::from_secs(1), async { "done" });
-///     assert!(t.get_ref().is_some());
-///     assert_eq!(t.await, Ok("done"));
-/// });
-/// ```
-#[must_use = "futures do nothing unless you `.await` or poll them"]
-#[derive(Debug)]
-pub struct Timeout<F> {
-    /// `None` once the deadline passed (the future was dropped) or it completed.
-    future: Option<F>,
-    delay: Sleep,
+pin_project_lite::pin_project! {
+    /// The future of [`timeout()`] and [`timeout_at`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use safepoint_io::driver::{Config, Driver};
+    /// use safepoint_io::time::{timeout, Duration};
+    ///
+    /// let mut driver = Driver::new(Config::default()).unwrap();
+    /// driver.block_on(async {
+    ///     let t = timeout(Duration::from_secs(1), async { "done" });
+    ///     assert!(t.get_ref().is_some());
+    ///     assert_eq!(t.await, Ok("done"));
+    /// });
+    /// ```
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    #[derive(Debug)]
+    pub struct Timeout<F> {
+        // `None` once the deadline passed (the future was dropped) or it
+        // completed.
+        #[pin]
+        future: Option<F>,
+        delay: Sleep,
+    }
 }
 
 impl<F> Timeout<F> {
@@ -99,13 +103,8 @@ impl<F: Future> Future for Timeout<F> {
     type Output = Result<F::Output, Elapsed>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // SAFETY: `future` is structurally pinned: it is never moved out of
-        // `self` (only dropped in place through `Pin::set`), `Timeout` has no
-        // `Drop` impl, and it is `Unpin` only when `F` is. `delay` is not
-        // structurally pinned (`Sleep: Unpin`) and is only used through `&mut`.
-        let this = unsafe { self.get_unchecked_mut() };
-        // SAFETY: see above; the pin of `self` extends to `future`.
-        let mut future = unsafe { Pin::new_unchecked(&mut this.future) };
+        let this = self.project();
+        let mut future = this.future;
         let Some(inner) = future.as_mut().as_pin_mut() else {
             panic!("Timeout polled after completion");
         };
