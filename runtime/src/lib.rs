@@ -42,12 +42,15 @@ mod builder;
 mod context;
 mod deterministic;
 mod handle;
+mod hooks;
 mod metrics;
 mod runtime;
 mod safepoint;
 mod scheduler;
 mod sync;
 pub mod task;
+#[cfg(feature = "tokio-compat")]
+mod tokio_compat;
 
 pub use builder::Builder;
 pub use handle::{EnterGuard, Handle};

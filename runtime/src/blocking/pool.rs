@@ -24,6 +24,7 @@ pub(crate) struct BlockingPool {
     max_threads: usize,
     keep_alive: Duration,
     thread_name: String,
+    hooks: crate::hooks::Hooks,
 }
 
 struct State {
@@ -53,6 +54,7 @@ impl BlockingPool {
             max_threads: config.max_blocking_threads,
             keep_alive: config.thread_keep_alive,
             thread_name: format!("{}-blocking", config.thread_name),
+            hooks: config.hooks.clone(),
         }
     }
 
@@ -103,6 +105,7 @@ impl BlockingPool {
 
     /// The body of a pool thread.
     pub(crate) fn run_thread(&self) {
+        let thread = self.hooks.enter_thread();
         let mut state = self.state.lock();
         loop {
             if let Some(job) = state.queue.pop_front() {
@@ -137,6 +140,11 @@ impl BlockingPool {
                 break;
             }
         }
+        // The stop hook runs before the thread counts as exited, so a
+        // shutdown that waited for the pool has seen every stop hook.
+        drop(state);
+        drop(thread);
+        let mut state = self.state.lock();
         state.threads -= 1;
         if state.threads == 0 {
             self.all_exited.notify_all();

@@ -41,6 +41,7 @@ pub(crate) struct Config {
     pub(crate) event_interval: u32,
     pub(crate) max_blocking_threads: usize,
     pub(crate) thread_keep_alive: std::time::Duration,
+    pub(crate) hooks: crate::hooks::Hooks,
 }
 
 /// What other threads see of one worker.

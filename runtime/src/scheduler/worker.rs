@@ -122,6 +122,7 @@ pub(crate) struct Worker {
 pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<Task>) {
     let handle = crate::Handle::from_shared(shared.clone());
     let _enter = context::enter(&handle);
+    let _thread = shared.config.hooks.enter_thread();
     let local = std::rc::Rc::new(WorkerLocal {
         shared: shared.clone(),
         index,
@@ -403,6 +404,7 @@ impl Worker {
         }
         shared.remotes[index].stats.parks.add_owned(1);
         wakes.wake();
+        let _hooks = shared.config.hooks.parked();
         let remote = &shared.remotes[index];
         while remote.parked.load(Ordering::Acquire) && !shared.is_shutdown() {
             match shared.driver.as_ref().and_then(|d| d.try_lock()) {
