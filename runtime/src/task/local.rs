@@ -58,8 +58,8 @@ const BUDGET: usize = 61;
 /// task in it has.
 ///
 /// For stops of the world and quiescence, the local tasks count as part of
-/// the task that drives the set: see the [module docs](self) of
-/// `safepoint::task` and the README ("LocalSet").
+/// the task that drives the set: see the [`task` module docs](crate::task)
+/// and the README ("Local tasks and stops").
 ///
 /// # Examples
 ///
