@@ -134,7 +134,10 @@ impl Drop for Registered<'_> {
         let wakes = {
             let mut inner = shared.idle.lock();
             inner.block_on_count -= 1;
-            if self.1.counted.swap(false, Ordering::AcqRel) {
+            // Left set: a wake after the return (a waker kept by a channel,
+            // a JoinSet, a LocalSet) must not count a finished future as
+            // runnable, which would keep the census from ever going idle.
+            if self.1.counted.swap(true, Ordering::AcqRel) {
                 inner.block_on_active -= 1;
                 shared.check_all_idle(&mut inner)
             } else {

@@ -277,3 +277,27 @@ fn ten_thousand_tasks_on_four_workers() {
         );
     });
 }
+
+#[test]
+fn a_task_finishing_after_block_on_returned_leaves_the_runtime_quiescent() {
+    // `rt.block_on(set.join_next())` leaves the set holding that
+    // `block_on`'s waker; the next task to finish wakes it after it has
+    // returned. That wake must not count a finished future as runnable (it
+    // did: quiescence and stops then waited forever).
+    watchdog(LIMIT, || {
+        let rt = rt(2);
+        let mut set = JoinSet::new();
+        let (tx, rx) = futures::channel::oneshot::channel::<u8>();
+        set.spawn_on(async { 1u8 }, rt.handle());
+        set.spawn_on(async move { rx.await.unwrap() }, rt.handle());
+        assert_eq!(rt.block_on(set.join_next()).unwrap().unwrap(), 1);
+        tx.send(2).unwrap(); // finishes the second task: wakes the stale waker
+        rt.run_until_blocked();
+        let world = rt
+            .handle()
+            .stop_the_world_blocking_timeout(Duration::from_secs(10))
+            .expect("the stop completes");
+        world.resume();
+        assert_eq!(rt.block_on(set.join_next()).unwrap().unwrap(), 2);
+    });
+}
