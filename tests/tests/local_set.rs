@@ -273,3 +273,33 @@ fn a_local_task_at_its_safepoint_parks_the_driving_task() {
         );
     });
 }
+
+#[test]
+fn local_tasks_on_the_deterministic_flavour_use_virtual_time() {
+    watchdog(LIMIT, || {
+        let run = |seed| {
+            let rt = safepoint::Builder::new_deterministic(seed).build().unwrap();
+            let local = LocalSet::new();
+            let log = Rc::new(RefCell::new(Vec::new()));
+            let start = std::time::Instant::now();
+            local.block_on(&rt, async {
+                let mut handles = Vec::new();
+                for i in 0..4u64 {
+                    let log = log.clone();
+                    handles.push(spawn_local(async move {
+                        safepoint::time::sleep(Duration::from_secs(3600 * (4 - i))).await;
+                        log.borrow_mut().push(i);
+                    }));
+                }
+                for h in handles {
+                    h.await.unwrap();
+                }
+            });
+            assert!(start.elapsed() < Duration::from_secs(10), "virtual time");
+            let out = log.borrow().clone();
+            out
+        };
+        assert_eq!(run(1), [3, 2, 1, 0]);
+        assert_eq!(run(2), [3, 2, 1, 0]);
+    });
+}
