@@ -11,7 +11,7 @@
 //! Dropping the set aborts every task in it, as tokio's does; `detach_all`
 //! lets them run on instead.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::panic::Location;
@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use parking_lot::Mutex;
+use slab::Slab;
 
 use super::abort_handle::{Abort, AbortHandle};
 use super::{Id, JoinError, JoinHandle};
@@ -48,17 +49,21 @@ use crate::handle::Handle;
 /// });
 /// ```
 pub struct JoinSet<T> {
-    entries: HashMap<u64, Slot<T>>,
-    ready: Arc<Ready>,
-    next_key: u64,
+    entries: Slab<Slot<T>>,
+    ready: Arc<Mutex<Ready>>,
 }
 
-/// The ready list shared by the set and its entries' wakers.
+/// The ready list shared by the set and its entries' wakers, with the
+/// waker of the task awaiting `join_next`: one lock per task wake.
+///
+/// A key on the list may be stale (its entry joined or detached, and the
+/// slab slot perhaps reused by a newer entry): the set then polls whatever
+/// entry holds that slot now, which is harmless, since an entry is removed
+/// as soon as its handle returns `Ready` and so is never polled after that.
 #[derive(Default)]
 struct Ready {
-    keys: Mutex<VecDeque<u64>>,
-    /// The waker of the task awaiting `join_next`.
-    waker: Mutex<Option<Waker>>,
+    keys: VecDeque<usize>,
+    waker: Option<Waker>,
 }
 
 /// An entry, and the same entry as something to abort: `Drop` cannot
@@ -68,35 +73,40 @@ struct Slot<T> {
     abort: Arc<dyn Abort>,
 }
 
-/// One task of the set: its handle and the waker it is polled with.
+/// One task of the set: its handle, and (as its own waker) what lists it
+/// as ready. One allocation per task besides the task itself.
 struct Entry<T> {
     handle: Mutex<JoinHandle<T>>,
-    notify: Arc<EntryWaker>,
-    waker: Waker,
-}
-
-struct EntryWaker {
-    key: u64,
+    key: usize,
     /// On the ready list (or about to be); keeps a key from being listed
     /// twice when its task is woken several times before the set looks.
     queued: AtomicBool,
-    ready: Arc<Ready>,
+    ready: Arc<Mutex<Ready>>,
 }
 
-impl Wake for EntryWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
+impl<T> Entry<T> {
+    fn list(&self) {
         if self.queued.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.ready.keys.lock().push_back(self.key);
-        let waker = self.ready.waker.lock().take();
+        let waker = {
+            let mut ready = self.ready.lock();
+            ready.keys.push_back(self.key);
+            ready.waker.take()
+        };
         if let Some(waker) = waker {
             waker.wake();
         }
+    }
+}
+
+impl<T: Send + 'static> Wake for Entry<T> {
+    fn wake(self: Arc<Self>) {
+        self.list();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.list();
     }
 }
 
@@ -105,7 +115,7 @@ impl<T: Send + 'static> Abort for Entry<T> {
         self.handle.lock().abort();
         // The abort replaced the handle's registered waker; list the entry
         // so that the set polls it again and learns when the abort is done.
-        self.notify.wake_by_ref();
+        self.list();
     }
 
     fn is_finished(&self) -> bool {
@@ -124,9 +134,8 @@ impl<T> JoinSet<T> {
     /// ```
     pub fn new() -> JoinSet<T> {
         JoinSet {
-            entries: HashMap::new(),
-            ready: Arc::new(Ready::default()),
-            next_key: 0,
+            entries: Slab::new(),
+            ready: Arc::default(),
         }
     }
 
@@ -183,7 +192,7 @@ impl<T> JoinSet<T> {
     /// ```
     pub fn detach_all(&mut self) {
         self.entries.clear();
-        self.ready.keys.lock().clear();
+        self.ready.lock().keys.clear();
     }
 }
 
@@ -319,29 +328,22 @@ impl<T: Send + 'static> JoinSet<T> {
     }
 
     fn insert(&mut self, handle: JoinHandle<T>) -> AbortHandle {
-        let key = self.next_key;
-        self.next_key += 1;
-        let notify = Arc::new(EntryWaker {
+        let slot = self.entries.vacant_entry();
+        let key = slot.key();
+        let id = handle.id();
+        let entry = Arc::new(Entry {
+            handle: Mutex::new(handle),
             key,
             // Listed below: a fresh handle has no waker registered yet.
             queued: AtomicBool::new(true),
             ready: self.ready.clone(),
         });
-        let id = handle.id();
-        let entry = Arc::new(Entry {
-            handle: Mutex::new(handle),
-            waker: Waker::from(notify.clone()),
-            notify,
-        });
         let abort: Arc<dyn Abort> = entry.clone();
-        self.entries.insert(
-            key,
-            Slot {
-                entry,
-                abort: abort.clone(),
-            },
-        );
-        self.ready.keys.lock().push_back(key);
+        slot.insert(Slot {
+            entry,
+            abort: abort.clone(),
+        });
+        self.ready.lock().keys.push_back(key);
         AbortHandle::new(id, abort)
     }
 
@@ -471,7 +473,7 @@ impl<T: Send + 'static> JoinSet<T> {
     /// });
     /// ```
     pub fn abort_all(&mut self) {
-        for slot in self.entries.values() {
+        for (_, slot) in &self.entries {
             slot.abort.abort();
         }
     }
@@ -502,10 +504,10 @@ impl<T: Send + 'static> JoinSet<T> {
         // Registered before the ready list is read, so a task finishing
         // after we found the list empty wakes us.
         {
-            let mut waker = self.ready.waker.lock();
-            match &*waker {
+            let mut ready = self.ready.lock();
+            match &ready.waker {
                 Some(w) if w.will_wake(cx.waker()) => {}
-                _ => *waker = Some(cx.waker().clone()),
+                _ => ready.waker = Some(cx.waker().clone()),
             }
         }
         self.next_ready(Some(cx))
@@ -521,20 +523,20 @@ impl<T: Send + 'static> JoinSet<T> {
     ) -> Poll<Option<Result<(Id, T), JoinError>>> {
         const BATCH: usize = 64;
         for _ in 0..BATCH {
-            let Some(key) = self.ready.keys.lock().pop_front() else {
+            let Some(key) = self.ready.lock().keys.pop_front() else {
                 return Poll::Pending;
             };
-            let Some(Slot { entry, .. }) = self.entries.get(&key) else {
+            let Some(Slot { entry, .. }) = self.entries.get(key) else {
                 continue; // joined or detached since it was listed
             };
-            entry.notify.queued.store(false, Ordering::Release);
+            entry.queued.store(false, Ordering::Release);
+            let waker = Waker::from(entry.clone());
             let mut handle = entry.handle.lock();
             let id = handle.id();
-            if let Poll::Ready(out) =
-                Pin::new(&mut *handle).poll(&mut Context::from_waker(&entry.waker))
+            if let Poll::Ready(out) = Pin::new(&mut *handle).poll(&mut Context::from_waker(&waker))
             {
                 drop(handle);
-                self.entries.remove(&key);
+                self.entries.remove(key);
                 return Poll::Ready(Some(out.map(|v| (id, v))));
             }
         }
@@ -559,7 +561,7 @@ impl<T> Drop for JoinSet<T> {
     fn drop(&mut self) {
         // As tokio's: dropping the set aborts what is still in it. A handle
         // dropped after `abort` has already cancelled its task.
-        for slot in self.entries.values() {
+        for (_, slot) in &self.entries {
             slot.abort.abort();
         }
     }

@@ -28,7 +28,7 @@
 //! cancels it (its `JoinHandle` reports cancellation).
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::panic::Location;
@@ -40,6 +40,7 @@ use std::task::{Context, Poll, Waker};
 
 use async_task::Runnable;
 use parking_lot::Mutex;
+use slab::Slab;
 
 use super::cell::TaskFuture;
 use super::id::TaskMeta;
@@ -86,9 +87,13 @@ pub struct LocalSet {
 
 struct Inner {
     queue: Arc<Queue>,
+    /// Tasks queued from inside the set's own poll, on its own thread: no
+    /// lock, no wake (see [`Queue::push`]).
+    local: RefCell<VecDeque<Runnable<TaskMeta>>>,
     /// Every local task not yet dropped, with a waker to bring its runnable
-    /// back when the set is dropped.
-    live: RefCell<HashMap<Id, Waker>>,
+    /// back when the set is dropped. A slab: a task's guard knows its key,
+    /// so adding and removing a task costs no hashing.
+    live: RefCell<Slab<Waker>>,
 }
 
 /// The run queue; `Send + Sync`, since a local task may be woken from any
@@ -103,16 +108,30 @@ struct Queue {
 }
 
 impl Queue {
+    /// Queues a woken (or new) task. From inside this set's own poll (a
+    /// local task waking or spawning another, a yield) it goes on the
+    /// owner's unlocked queue and wakes nobody: the poll runs the queue
+    /// before it returns. From anywhere else it goes on the locked queue
+    /// and wakes the driver.
     fn push(&self, runnable: Runnable<TaskMeta>) {
+        let mut runnable = Some(runnable);
+        let _ = CURRENT.try_with(|c| {
+            if let Ok(current) = c.try_borrow() {
+                if let Some(inner) = current.as_ref() {
+                    if std::ptr::eq(&*inner.queue, self) {
+                        if let Ok(mut local) = inner.local.try_borrow_mut() {
+                            local.extend(runnable.take());
+                        }
+                    }
+                }
+            }
+        });
+        let Some(runnable) = runnable else { return };
         self.runnables.lock().push_back(runnable);
         let driver = self.driver.lock().clone();
         if let Some(driver) = driver {
             driver.wake();
         }
-    }
-
-    fn pop(&self) -> Option<Runnable<TaskMeta>> {
-        self.runnables.lock().pop_front()
     }
 
     fn register(&self, waker: &Waker) {
@@ -153,14 +172,14 @@ impl Drop for Entered {
 /// (completed, cancelled, or dropped with the set).
 struct Live {
     set: Weak<Inner>,
-    id: Id,
+    key: usize,
 }
 
 impl Drop for Live {
     fn drop(&mut self) {
         if let Some(set) = self.set.upgrade() {
             if let Ok(mut live) = set.live.try_borrow_mut() {
-                live.remove(&self.id);
+                live.try_remove(self.key);
             }
         }
     }
@@ -187,9 +206,12 @@ impl Inner {
         let id = crate::context::try_current()
             .map(|h| h.shared.next_id())
             .unwrap_or_else(local_id);
+        // The key is taken now and filled with the waker once the task
+        // exists; until then it holds a no-op waker.
+        let key = self.live.borrow_mut().insert(Waker::noop().clone());
         let live = Live {
             set: Rc::downgrade(self),
-            id,
+            key,
         };
         let future = TaskFuture::new(
             async move {
@@ -212,7 +234,7 @@ impl Inner {
             drop(runnable); // cancels: the handle reports it
             return JoinHandle::new(task);
         }
-        self.live.borrow_mut().insert(id, runnable.waker());
+        self.live.borrow_mut()[key] = runnable.waker();
         runnable.schedule();
         JoinHandle::new(task)
     }
@@ -220,8 +242,18 @@ impl Inner {
     /// Runs up to [`BUDGET`] queued tasks; true if it stopped with work
     /// left (the caller yields and comes back).
     fn tick(&self) -> bool {
+        // What other threads (or this one, outside a poll) queued joins
+        // the local queue once per poll; anything they queue later wakes
+        // the driver again.
+        {
+            let mut remote = self.queue.runnables.lock();
+            if !remote.is_empty() {
+                self.local.borrow_mut().extend(remote.drain(..));
+            }
+        }
         for _ in 0..BUDGET {
-            match self.queue.pop() {
+            let next = self.local.borrow_mut().pop_front();
+            match next {
                 Some(runnable) => {
                     runnable.run();
                 }
@@ -229,6 +261,18 @@ impl Inner {
             }
         }
         true
+    }
+
+    /// Drops every queued runnable (cancelling its task), at drop.
+    fn drop_queued(&self) {
+        loop {
+            let next = self.local.borrow_mut().pop_front();
+            let next = next.or_else(|| self.queue.runnables.lock().pop_front());
+            match next {
+                Some(runnable) => drop(runnable),
+                None => return,
+            }
+        }
     }
 
     fn is_empty(&self) -> bool {
@@ -249,7 +293,8 @@ impl LocalSet {
         LocalSet {
             inner: Rc::new(Inner {
                 queue: Arc::new(Queue::default()),
-                live: RefCell::new(HashMap::new()),
+                local: RefCell::new(VecDeque::new()),
+                live: RefCell::new(Slab::new()),
             }),
         }
     }
@@ -382,25 +427,21 @@ impl Drop for LocalSet {
         // another thread right now has its runnable in flight: come back for
         // it.
         loop {
-            let wakers: Vec<Waker> = inner.live.borrow().values().cloned().collect();
+            let wakers: Vec<Waker> = inner.live.borrow().iter().map(|(_, w)| w.clone()).collect();
             if wakers.is_empty() {
                 break;
             }
             for waker in wakers {
                 waker.wake();
             }
-            while let Some(runnable) = inner.queue.pop() {
-                drop(runnable);
-            }
+            inner.drop_queued();
             if !inner.is_empty() {
                 std::thread::yield_now();
             }
         }
         // Runnables woken after this point belong to cancelled tasks, whose
         // wakes schedule nothing; drop any stragglers all the same.
-        while let Some(runnable) = inner.queue.pop() {
-            drop(runnable);
-        }
+        inner.drop_queued();
     }
 }
 
