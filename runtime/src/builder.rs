@@ -271,6 +271,7 @@ impl Builder {
     ///     .build()
     ///     .unwrap();
     /// rt.block_on(async { safepoint::spawn_blocking(|| ()).await.unwrap() });
+    /// rt.run_until_blocked(); // every worker has started (and gone idle)
     /// assert_eq!(started.load(Ordering::SeqCst), 3); // 2 workers, 1 blocking thread
     /// ```
     pub fn on_thread_start<F>(&mut self, f: F) -> &mut Builder

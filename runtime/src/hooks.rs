@@ -50,8 +50,9 @@ impl Hooks {
     }
 
     /// Runs the park hook; the guard runs the unpark hook when dropped.
-    /// A worker holds it while it sleeps for lack of work (however it
-    /// wakes, by an unpark or by turning the driver into work of its own).
+    /// A worker holds it from just before it parks for lack of work until
+    /// it runs again (however it wakes: by an unpark, or by turning the
+    /// driver into work of its own), so the two hooks always alternate.
     #[inline]
     pub(crate) fn parked(&self) -> ParkGuard<'_> {
         if let Some(park) = &self.park {

@@ -62,6 +62,11 @@ fn start_and_stop_run_once_on_every_worker_and_blocking_thread() {
             a.await.unwrap();
             b.await.unwrap();
         });
+        // A worker runs its start hook when its thread gets going, which
+        // `build` does not wait for.
+        let workers_started =
+            || (0..3).all(|i| count(&log, "start").contains_key(&format!("hooked-{i}")));
+        assert!(wait_until(Duration::from_secs(10), workers_started));
         let starts = count(&log, "start");
         for i in 0..3 {
             assert_eq!(starts.get(&format!("hooked-{i}")), Some(&1), "{starts:?}");

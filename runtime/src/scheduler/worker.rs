@@ -396,6 +396,9 @@ impl Worker {
         }
         let shared = self.local.shared.clone();
         let index = self.local.index;
+        // Before the census sees this worker parked, so whoever learns that
+        // (`run_until_blocked`, a stop) finds the park hook already run.
+        let _hooks = shared.config.hooks.parked();
         let (parked, wakes) = shared.transition_worker_to_parked(index, self.is_searching);
         self.is_searching = false;
         if let Parked::Work = parked {
@@ -404,7 +407,6 @@ impl Worker {
         }
         shared.remotes[index].stats.parks.add_owned(1);
         wakes.wake();
-        let _hooks = shared.config.hooks.parked();
         let remote = &shared.remotes[index];
         while remote.parked.load(Ordering::Acquire) && !shared.is_shutdown() {
             match shared.driver.as_ref().and_then(|d| d.try_lock()) {
