@@ -166,12 +166,16 @@ fn tokio_is_current_in_block_on_blocking_threads_and_under_enter() {
 #[test]
 fn a_stop_keeps_tokio_timer_wakes_while_tokio_spawned_tasks_run_on() {
     watchdog(LIMIT, || {
+        const SLEEP: Duration = Duration::from_millis(300);
         let rt = compat_rt(2);
         let fired = Arc::new(AtomicBool::new(false));
+        let armed = Arc::new(std::sync::Mutex::new(None::<Instant>));
         let outside = Arc::new(AtomicU64::new(0));
-        let f = fired.clone();
+        let (f, a) = (fired.clone(), armed.clone());
         rt.spawn(async move {
-            tokio::time::sleep(Duration::from_millis(30)).await;
+            // Noted before the timer is made: its deadline is no earlier.
+            *a.lock().unwrap() = Some(Instant::now());
+            tokio::time::sleep(SLEEP).await;
             f.store(true, SeqCst);
         });
         let o = outside.clone();
@@ -184,10 +188,20 @@ fn a_stop_keeps_tokio_timer_wakes_while_tokio_spawned_tasks_run_on() {
                 }
             });
         });
-        assert!(wait_until(Duration::from_secs(10), || outside.load(SeqCst) > 0));
+        assert!(wait_until(Duration::from_secs(10), || {
+            armed.lock().unwrap().is_some() && outside.load(SeqCst) > 0
+        }));
         let world = rt.handle().stop_the_world_blocking();
+        let deadline = armed.lock().unwrap().unwrap() + SLEEP;
+        if Instant::now() >= deadline {
+            // The machine stalled us past the timer before the stop: what
+            // this test checks cannot be seen this time.
+            eprintln!("skipped: the stop came after the tokio timer's deadline");
+            return;
+        }
         let before = outside.load(SeqCst);
-        std::thread::sleep(Duration::from_millis(200)); // the tokio timer fires meanwhile
+        // Hold the world until well after the tokio timer has fired.
+        std::thread::sleep(deadline - Instant::now() + Duration::from_millis(100));
         assert!(!fired.load(SeqCst), "a task ran during the stop");
         assert!(
             outside.load(SeqCst) > before,
