@@ -227,6 +227,59 @@ fn without_the_mode_a_tokio_handler_fails_with_a_clear_panic_not_a_hang() {
     });
 }
 
+/// Set in the child process of the hint tests below.
+const HINT_CHILD: &str = "SAFEPOINT_TOKIO_HINT_CHILD";
+
+/// Runs the test `name` of this binary in a child process (which sees
+/// `HINT_CHILD`) and returns its stderr, after checking it passed.
+fn run_child(name: &str) -> String {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(HINT_CHILD, "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
+#[test]
+fn without_the_mode_the_runtime_prints_how_to_turn_it_on() {
+    if std::env::var_os(HINT_CHILD).is_some() {
+        // The child: a task dies of tokio's "no runtime" panic.
+        let rt = safepoint_tests::rt(1);
+        let err = rt
+            .block_on(rt.spawn(async {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }))
+            .unwrap_err();
+        assert!(err.is_panic());
+        return;
+    }
+    let stderr = run_child("without_the_mode_the_runtime_prints_how_to_turn_it_on");
+    assert!(stderr.contains("Tokio 1.x runtime"), "{stderr}");
+    assert!(
+        stderr.contains("called tokio outside a tokio runtime")
+            && stderr.contains("Builder::enable_tokio_compat()"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn with_the_mode_no_hint_is_printed_for_other_panics() {
+    if std::env::var_os(HINT_CHILD).is_some() {
+        let rt = compat_rt(1);
+        let err = rt
+            .block_on(rt.spawn(async { panic!("plain failure") }))
+            .unwrap_err();
+        assert!(err.is_panic());
+        return;
+    }
+    let stderr = run_child("with_the_mode_no_hint_is_printed_for_other_panics");
+    assert!(stderr.contains("plain failure"), "{stderr}");
+    assert!(!stderr.contains("enable_tokio_compat"), "{stderr}");
+}
+
 #[test]
 fn the_mode_is_refused_on_the_deterministic_flavour() {
     let err = Builder::new_deterministic(1)

@@ -74,6 +74,7 @@ impl<F: Future> Future for TaskFuture<F> {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(value)) => Ok(value),
             Err(payload) => {
+                super::tokio_hint::after_panic(id, &*payload);
                 let seed = this.registration.as_ref().and_then(|r| r.seed());
                 if let Some(seed) = seed {
                     // The panic hook has printed the message; this line makes

@@ -16,6 +16,7 @@ mod join_set;
 mod local;
 pub(crate) mod registry;
 mod spawn;
+mod tokio_hint;
 mod yield_now;
 
 pub use crate::safepoint::quiescence::wait_all_blocked;
