@@ -301,3 +301,27 @@ fn a_task_finishing_after_block_on_returned_leaves_the_runtime_quiescent() {
         assert_eq!(rt.block_on(set.join_next()).unwrap().unwrap(), 2);
     });
 }
+
+#[test]
+fn on_the_deterministic_flavour_results_follow_virtual_time() {
+    watchdog(LIMIT, || {
+        let rt = safepoint::Builder::new_deterministic(7).build().unwrap();
+        let start = std::time::Instant::now();
+        let order = rt.block_on(async {
+            let mut set = JoinSet::new();
+            for hours in [3u64, 1, 2] {
+                set.spawn(async move {
+                    safepoint::time::sleep(Duration::from_secs(3600 * hours)).await;
+                    hours
+                });
+            }
+            let mut order = Vec::new();
+            while let Some(res) = set.join_next().await {
+                order.push(res.unwrap());
+            }
+            order
+        });
+        assert_eq!(order, [1, 2, 3]);
+        assert!(start.elapsed() < Duration::from_secs(10), "virtual time");
+    });
+}

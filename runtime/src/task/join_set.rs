@@ -327,6 +327,31 @@ impl<T: Send + 'static> JoinSet<T> {
         self.insert(super::spawn_local(future))
     }
 
+    /// Spawns the `!Send` `future` into `local` (see
+    /// [`LocalSet::spawn_local`]) and adds it to the set; it runs when
+    /// `local` is driven.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = safepoint::Runtime::new().unwrap();
+    /// let local = safepoint::task::LocalSet::new();
+    /// let mut set = safepoint::task::JoinSet::new();
+    /// let rc = std::rc::Rc::new(4);
+    /// set.spawn_local_on(async move { *rc * 2 }, &local);
+    /// let out = local.block_on(&rt, set.join_next()).unwrap().unwrap();
+    /// assert_eq!(out, 8);
+    /// ```
+    ///
+    /// [`LocalSet::spawn_local`]: super::LocalSet::spawn_local
+    #[track_caller]
+    pub fn spawn_local_on<F>(&mut self, future: F, local: &super::LocalSet) -> AbortHandle
+    where
+        F: Future<Output = T> + 'static,
+    {
+        self.insert(local.spawn_local(future))
+    }
+
     fn insert(&mut self, handle: JoinHandle<T>) -> AbortHandle {
         let slot = self.entries.vacant_entry();
         let key = slot.key();
