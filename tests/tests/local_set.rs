@@ -303,3 +303,62 @@ fn local_tasks_on_the_deterministic_flavour_use_virtual_time() {
         assert_eq!(run(2), [3, 2, 1, 0]);
     });
 }
+
+/// Counts in `count` and passes a safepoint, until `done`; returns its
+/// own count.
+async fn spin_through_safepoints(count: Arc<AtomicU64>, done: Arc<AtomicBool>) -> u64 {
+    let mut n = 0u64;
+    while !done.load(SeqCst) {
+        count.fetch_add(1, SeqCst);
+        n += 1;
+        safepoint::safepoint().await;
+        safepoint::task::yield_now().await;
+    }
+    n
+}
+
+#[test]
+fn hundreds_of_stops_while_local_and_join_set_tasks_run() {
+    // Local tasks on the block_on thread and JoinSet tasks on the workers,
+    // all looping through safepoints; another thread stops the world 300
+    // times. Every stop completes, nothing moves while stopped, and every
+    // task finishes.
+    watchdog(LIMIT, || {
+        let rt = rt(2);
+        let handle = rt.handle().clone();
+        let local = LocalSet::new();
+        let count = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let (c, d) = (count.clone(), done.clone());
+        let stopper = std::thread::spawn(move || {
+            for _ in 0..300 {
+                let world = handle
+                    .stop_the_world_blocking_timeout(Duration::from_secs(10))
+                    .expect("every stop completes");
+                let frozen = c.load(SeqCst);
+                std::thread::sleep(Duration::from_micros(200));
+                assert_eq!(c.load(SeqCst), frozen, "a task ran during a stop");
+                world.resume();
+                std::thread::sleep(Duration::from_micros(300));
+            }
+            d.store(true, SeqCst);
+        });
+        let total = local.block_on(&rt, async move {
+            let mut set = JoinSet::new();
+            for _ in 0..8 {
+                let rc = Rc::new(());
+                let body = spin_through_safepoints(count.clone(), done.clone());
+                set.spawn_local(async move {
+                    let _not_send = rc;
+                    body.await
+                });
+                set.spawn(spin_through_safepoints(count.clone(), done.clone()));
+            }
+            let all = set.join_all().await;
+            assert_eq!(all.len(), 16);
+            all.into_iter().sum::<u64>()
+        });
+        stopper.join().unwrap();
+        assert!(total > 0);
+    });
+}
