@@ -19,7 +19,10 @@
 //! Tasks are async-task cells made with `spawn_local` (which checks that
 //! the future is only polled and dropped on the thread that spawned it);
 //! their schedule function, which any thread may call when it wakes one,
-//! pushes the runnable on a queue and wakes the driver. Each poll of the
+//! pushes the runnable on a locked queue and wakes the driver, except when
+//! it runs inside the set's own poll on its thread (a local task waking or
+//! spawning another): then an unlocked queue, and no wake, since that poll
+//! runs the queue before it returns. Each poll of the
 //! driver runs at most [`BUDGET`] local tasks and then yields, so a busy
 //! set cannot starve the driving future or, during a stop, hold its thread.
 //!
