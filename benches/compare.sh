@@ -11,7 +11,7 @@
 #   SKIP_RUN=1 benches/compare.sh      # just re-print the table from the last run
 # Environment:
 #   WARM, MEASURE      criterion warm-up / measurement seconds (default 1 / 3)
-#   BENCHES            which bench targets (default: rt_multi_threaded net_time safepoint)
+#   BENCHES            which bench targets (default: rt_multi_threaded net_time safepoint tasks)
 #   CARGO_TARGET_DIR   as usual (default: target); results are read from
 #                      $CARGO_TARGET_DIR/criterion
 #   SP_TTSP_*          see benches/benches/safepoint.rs
@@ -23,7 +23,7 @@ cd "$root"
 
 WARM="${WARM:-1}"
 MEASURE="${MEASURE:-3}"
-BENCHES="${BENCHES:-rt_multi_threaded net_time safepoint}"
+BENCHES="${BENCHES:-rt_multi_threaded net_time safepoint tasks}"
 target="${CARGO_TARGET_DIR:-target}"
 case "$target" in
     /*) ;;

@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use safepoint_benches::WORKERS;
+use safepoint_benches::{sp_rt, tk_rt};
 
 const MSG: usize = 64;
 const TIMERS: usize = 100_000;
@@ -30,21 +30,6 @@ fn rounds(conns: usize) -> usize {
     } else {
         20
     }
-}
-
-fn sp_rt() -> safepoint::Runtime {
-    safepoint::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .build()
-        .unwrap()
-}
-
-fn tk_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 mod sp {

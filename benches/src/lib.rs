@@ -10,6 +10,23 @@ use std::time::{Duration, Instant};
 /// Worker threads for both runtimes in every bench.
 pub const WORKERS: usize = 4;
 
+/// A safepoint multi-thread runtime with [`WORKERS`] workers and defaults.
+pub fn sp_rt() -> safepoint::Runtime {
+    safepoint::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .build()
+        .unwrap()
+}
+
+/// A tokio multi-thread runtime with [`WORKERS`] workers, I/O and time.
+pub fn tk_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Busy-waits for `d` without yielding the thread (the "~10 µs of work" of
 /// the busy tasks).
 pub fn spin_for(d: Duration) {

@@ -58,10 +58,8 @@ pub(crate) fn block_on<F: Future>(
         }
         let poll = {
             let _polling = Polling::begin(shared, slot);
-            let prev = context::set_current_task(Some(id));
-            let poll = future.as_mut().poll(&mut cx);
-            context::set_current_task(prev);
-            poll
+            let _task = context::CurrentTask::set(id);
+            future.as_mut().poll(&mut cx)
         };
         if let Poll::Ready(out) = poll {
             return out;
@@ -96,7 +94,11 @@ impl Wake for MainWaker {
         self.wake_by_ref();
     }
     fn wake_by_ref(self: &StdArc<Self>) {
-        self.shared.census.count_wake(&self.slot);
+        let shared = &self.shared;
+        let wakes = shared
+            .census
+            .count_wake(&self.slot, || shared.has_visible_work());
+        shared.deliver(wakes);
         self.parker.unpark();
     }
 }

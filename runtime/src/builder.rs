@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::deterministic::{Deterministic, Strategy};
 use crate::flavor::Flavor;
+use crate::hooks::Hooks;
 use crate::runtime::Runtime;
 use crate::scheduler::{worker, Config, Shared};
 use crate::sync::queue::Local;
@@ -42,6 +43,10 @@ pub struct Builder {
     seed: Option<u64>,
     /// The deterministic flavour's exploration strategy, if set.
     strategy: Option<Strategy>,
+    hooks: Hooks,
+    /// Start a side tokio runtime (see [`Builder::enable_tokio_compat`]).
+    #[cfg(feature = "tokio-compat")]
+    tokio_compat: bool,
 }
 
 /// The most workers a runtime can have (the census packs counts in 16 bits).
@@ -70,6 +75,9 @@ impl Builder {
             enable_time: true,
             seed: None,
             strategy: None,
+            hooks: Hooks::default(),
+            #[cfg(feature = "tokio-compat")]
+            tokio_compat: false,
         }
     }
 
@@ -258,6 +266,9 @@ impl Builder {
     ///
     /// `build()` fails with `InvalidInput` if this is set on the
     /// multi-thread flavour (it has no seeded order) or if PCT's depth is 0.
+    /// Runs `f` on every worker thread and blocking-pool thread of the
+    /// runtime when it starts, before it runs any task, inside the runtime
+    /// (so `Handle::current()` works there). As in tokio.
     ///
     /// # Examples
     ///
@@ -271,6 +282,161 @@ impl Builder {
     /// ```
     pub fn strategy(&mut self, strategy: Strategy) -> &mut Builder {
         self.strategy = Some(strategy);
+        self
+    }
+
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let started = Arc::new(AtomicUsize::new(0));
+    /// let s = started.clone();
+    /// let rt = safepoint::Builder::new_multi_thread()
+    ///     .worker_threads(2)
+    ///     .on_thread_start(move || {
+    ///         s.fetch_add(1, Ordering::SeqCst);
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// rt.block_on(async { safepoint::spawn_blocking(|| ()).await.unwrap() });
+    /// rt.run_until_blocked(); // every worker has started (and gone idle)
+    /// assert_eq!(started.load(Ordering::SeqCst), 3); // 2 workers, 1 blocking thread
+    /// ```
+    pub fn on_thread_start<F>(&mut self, f: F) -> &mut Builder
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        self.hooks.start = Some(std::sync::Arc::new(f));
+        self
+    }
+
+    /// Runs `f` on every worker thread and blocking-pool thread of the
+    /// runtime just before it exits (at shutdown, or when an idle blocking
+    /// thread's keep-alive ends), after its last task. As in tokio.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let stopped = Arc::new(AtomicUsize::new(0));
+    /// let s = stopped.clone();
+    /// let rt = safepoint::Builder::new_multi_thread()
+    ///     .worker_threads(2)
+    ///     .on_thread_stop(move || {
+    ///         s.fetch_add(1, Ordering::SeqCst);
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// drop(rt); // joins the workers
+    /// assert_eq!(stopped.load(Ordering::SeqCst), 2);
+    /// ```
+    pub fn on_thread_stop<F>(&mut self, f: F) -> &mut Builder
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        self.hooks.stop = Some(std::sync::Arc::new(f));
+        self
+    }
+
+    /// Runs `f` on a worker thread each time it is about to sleep for lack
+    /// of work (it may still turn the I/O driver while asleep). As in
+    /// tokio, keep it short: it runs on the path to every park.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let parks = Arc::new(AtomicUsize::new(0));
+    /// let p = parks.clone();
+    /// let rt = safepoint::Builder::new_multi_thread()
+    ///     .worker_threads(1)
+    ///     .on_thread_park(move || {
+    ///         p.fetch_add(1, Ordering::SeqCst);
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// rt.block_on(rt.spawn(async {})).unwrap();
+    /// rt.run_until_blocked(); // the worker has gone to sleep
+    /// assert!(parks.load(Ordering::SeqCst) >= 1);
+    /// ```
+    pub fn on_thread_park<F>(&mut self, f: F) -> &mut Builder
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        self.hooks.park = Some(std::sync::Arc::new(f));
+        self
+    }
+
+    /// Runs `f` on a worker thread each time it wakes from the sleep that
+    /// [`Builder::on_thread_park`] announced. As in tokio.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let unparks = Arc::new(AtomicUsize::new(0));
+    /// let u = unparks.clone();
+    /// let rt = safepoint::Builder::new_multi_thread()
+    ///     .worker_threads(1)
+    ///     .on_thread_unpark(move || {
+    ///         u.fetch_add(1, Ordering::SeqCst);
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// rt.run_until_blocked(); // the worker is asleep
+    /// rt.block_on(rt.spawn(async {})).unwrap(); // and is woken to run this
+    /// assert!(unparks.load(Ordering::SeqCst) >= 1);
+    /// ```
+    pub fn on_thread_unpark<F>(&mut self, f: F) -> &mut Builder
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        self.hooks.unpark = Some(std::sync::Arc::new(f));
+        self
+    }
+
+    /// Starts a tokio runtime on a side thread and makes it the current
+    /// tokio runtime on every thread of this runtime (workers and blocking
+    /// threads for their whole life, `block_on` and `Handle::enter` for
+    /// their scope), so that code written for tokio (`tokio::time::sleep`,
+    /// `tokio::time::timeout`, `tokio::net`, tower-http's `TimeoutLayer`,
+    /// axum handlers) works inside safepoint tasks instead of panicking with
+    /// "there is no reactor running". Needs the `tokio-compat` feature.
+    ///
+    /// What then lives outside this runtime's scheduler, and so outside a
+    /// stop of the world: every task spawned with `tokio::spawn` or
+    /// `tokio::task::spawn_blocking` (it runs on tokio's thread and keeps
+    /// running during a stop; stop reports do not see it), and tokio's
+    /// timer and socket drivers, whose wakes reach our tasks as wakes from
+    /// another thread, kept during a stop and delivered on the resume.
+    ///
+    /// # Errors
+    ///
+    /// [`Builder::build`] fails with `InvalidInput` on the deterministic
+    /// flavour (tokio's clock is real time and no seed can replay it), or
+    /// with the OS error if tokio's thread or drivers cannot start.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = safepoint::Builder::new_multi_thread().enable_tokio_compat().build().unwrap();
+    /// let out = rt.block_on(rt.spawn(async {
+    ///     tokio::time::sleep(Duration::from_millis(5)).await;
+    ///     tokio::time::timeout(Duration::from_millis(5), std::future::pending::<()>())
+    ///         .await
+    ///         .is_err()
+    /// }));
+    /// assert!(out.unwrap());
+    /// ```
+    #[cfg(feature = "tokio-compat")]
+    pub fn enable_tokio_compat(&mut self) -> &mut Builder {
+        self.tokio_compat = true;
         self
     }
 
@@ -334,6 +500,7 @@ impl Builder {
             event_interval: self.event_interval,
             max_blocking_threads: self.max_blocking_threads,
             thread_keep_alive: self.thread_keep_alive,
+            hooks: self.hooks.clone(),
         })
     }
 
@@ -354,7 +521,21 @@ impl Builder {
     /// assert!(err.to_string().contains("worker_threads"));
     /// ```
     pub fn build(&mut self) -> io::Result<Runtime> {
-        let config = self.validate()?;
+        #[allow(unused_mut)] // mutated only with the `tokio-compat` feature
+        let mut config = self.validate()?;
+        #[cfg(feature = "tokio-compat")]
+        if self.tokio_compat {
+            if self.seed.is_some() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "enable_tokio_compat cannot be used with the deterministic flavour: tokio's \
+                     timers and sockets run on real time on a thread of their own, which no seed \
+                     can replay",
+                ));
+            }
+            let tokio = crate::tokio_compat::TokioCompat::new(&config.thread_name)?;
+            config.hooks.tokio = Some(std::sync::Arc::new(tokio));
+        }
         let driver = self.make_driver()?;
         let locals: Vec<Local<crate::scheduler::Task>> =
             (0..config.worker_threads).map(|_| Local::new()).collect();

@@ -117,6 +117,23 @@ pub(crate) fn current_task() -> Option<Id> {
     CONTEXT.try_with(|cx| cx.current_task.get()).ok().flatten()
 }
 
+/// The id of the task being polled, restored when dropped, even by a
+/// panicking poll (a stale id would make this thread pass for that task:
+/// a requester, say).
+pub(crate) struct CurrentTask(Option<Id>);
+
+impl CurrentTask {
+    pub(crate) fn set(id: Id) -> CurrentTask {
+        CurrentTask(set_current_task(Some(id)))
+    }
+}
+
+impl Drop for CurrentTask {
+    fn drop(&mut self) {
+        set_current_task(self.0);
+    }
+}
+
 /// Sets the id of the task being polled; returns the previous one.
 pub(crate) fn set_current_task(id: Option<Id>) -> Option<Id> {
     CONTEXT
@@ -164,14 +181,19 @@ impl Drop for EnterGuard {
         let Some(entered) = self.entered.take() else {
             return;
         };
+        // An outer guard dropped before an inner one unwinds the context
+        // to where it was entered (so the runtime context and the driver
+        // context, restored by `_io`, agree) and panics; the inner guards,
+        // dropped later, find it unwound already and do nothing.
         let in_order = CONTEXT
             .try_with(|cx| {
-                if cx.depth.get() != entered.depth {
-                    return false;
+                let depth = cx.depth.get();
+                if depth < entered.depth {
+                    return true;
                 }
                 cx.depth.set(entered.depth - 1);
                 *cx.handle.borrow_mut() = entered.prev;
-                true
+                depth == entered.depth
             })
             // Torn down meanwhile: nothing left to restore.
             .unwrap_or(true);

@@ -37,6 +37,8 @@ pub struct Handle {
 #[must_use = "the runtime is only entered while the guard lives"]
 pub struct EnterGuard<'a> {
     _guard: crate::context::EnterGuard,
+    /// The tokio compatibility runtime, entered too (if enabled).
+    _tokio: crate::hooks::TokioGuard<'a>,
     _handle: std::marker::PhantomData<&'a Handle>,
 }
 
@@ -100,6 +102,7 @@ impl Handle {
     pub fn enter(&self) -> EnterGuard<'_> {
         EnterGuard {
             _guard: crate::context::enter(self),
+            _tokio: self.shared.config.hooks.enter_tokio(),
             _handle: std::marker::PhantomData,
         }
     }
@@ -156,6 +159,7 @@ impl Handle {
     /// ```
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let _tokio = self.shared.config.hooks.enter_tokio();
         crate::flavor::block_on(self, future, Location::caller())
     }
 

@@ -45,12 +45,15 @@ mod deterministic;
 pub mod entry;
 mod flavor;
 mod handle;
+mod hooks;
 mod metrics;
 mod runtime;
 mod safepoint;
 mod scheduler;
 mod sync;
 pub mod task;
+#[cfg(feature = "tokio-compat")]
+mod tokio_compat;
 
 /// The safepoint protocol: what holds, point by point. The code's comments
 /// cite these points ("protocol point N").

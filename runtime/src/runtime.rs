@@ -77,6 +77,7 @@ impl Runtime {
     /// ```
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let _tokio = self.handle.shared.config.hooks.enter_tokio();
         crate::flavor::block_on(&self.handle, future, Location::caller())
     }
 

@@ -27,6 +27,7 @@ pub(crate) struct BlockingPool {
     /// Interrupted after every job (the deterministic flavour's runner may
     /// be waiting in the driver for the job to finish).
     interrupt_on_job_done: Option<safepoint_io::driver::Handle>,
+    hooks: crate::hooks::Hooks,
 }
 
 struct State {
@@ -63,6 +64,7 @@ impl BlockingPool {
             keep_alive: config.thread_keep_alive,
             thread_name: format!("{}-blocking", config.thread_name),
             interrupt_on_job_done,
+            hooks: config.hooks.clone(),
         }
     }
 
@@ -113,6 +115,7 @@ impl BlockingPool {
 
     /// The body of a pool thread.
     pub(crate) fn run_thread(&self) {
+        let thread = self.hooks.enter_thread();
         let mut state = self.state.lock();
         loop {
             if let Some(job) = state.queue.pop_front() {
@@ -154,6 +157,11 @@ impl BlockingPool {
                 break;
             }
         }
+        // The stop hook runs before the thread counts as exited, so a
+        // shutdown that waited for the pool has seen every stop hook.
+        drop(state);
+        drop(thread);
+        let mut state = self.state.lock();
         state.threads -= 1;
         if state.threads == 0 {
             self.all_exited.notify_all();

@@ -106,9 +106,10 @@ fn poll_driver(shared: &Shared, timeout: Option<Duration>) {
 struct Round<'a>(&'a Shared);
 
 impl<'a> Round<'a> {
-    fn begin(shared: &'a Shared) -> Round<'a> {
-        shared.census.begin_round();
-        Round(shared)
+    /// The round, and whether the world is stopped for it.
+    fn begin(shared: &'a Shared) -> (Round<'a>, bool) {
+        let stopped = shared.census.begin_round();
+        (Round(shared), stopped)
     }
 }
 
@@ -127,9 +128,9 @@ pub(crate) fn step(shared: &Shared) -> usize {
     // Count the round as running *before* looking at the phase and taking
     // the batch: a stop requested from another thread cannot then be
     // declared between our look and our polls.
-    let _round = Round::begin(shared);
+    let (_round, stopped) = Round::begin(shared);
     let mut batch: Vec<Task> = Vec::new();
-    if shared.census.flags().phase() == STOPPED {
+    if stopped {
         batch.extend(shared.census.take_requester_runnable());
     } else {
         while let Some(task) = shared.injector.pop() {
@@ -193,7 +194,11 @@ impl Wake for MainWaker {
         self.wake_by_ref();
     }
     fn wake_by_ref(self: &StdArc<Self>) {
-        self.shared.census.count_wake(&self.slot);
+        let shared = &self.shared;
+        let wakes = shared
+            .census
+            .count_wake(&self.slot, || shared.has_visible_work());
+        shared.deliver(wakes);
         self.woken.store(true, StdOrdering::Release);
         self.shared.interrupt_driver();
     }

@@ -90,6 +90,9 @@ pub(crate) struct Barrier<R> {
     /// The requester's runnable when it is woken while the world is stopped:
     /// the one task a worker may run then (protocol point 3).
     requester_slot: Option<R>,
+    /// The stop was declared for a task requester whose wake has not yet
+    /// reached its slot: it is runnable (protocol point 8).
+    requester_wake_pending: bool,
     quiescence_waiters: Vec<Waker>,
     quiescence_epoch: u64,
     pub(crate) stats: StopStats,
@@ -108,6 +111,7 @@ impl<R> Barrier<R> {
             at_safepoint: 0,
             held: Vec::new(),
             requester_slot: None,
+            requester_wake_pending: false,
             quiescence_waiters: Vec::new(),
             quiescence_epoch: 0,
             stats: StopStats::default(),
@@ -246,6 +250,7 @@ impl<R> Barrier<R> {
         }
         let active = self.active.as_mut().expect("requested without a requester");
         self.phase = Phase::Stopped;
+        self.requester_wake_pending = matches!(active.requester, Requester::Task(_));
         active.stopped_at = Some(now);
         self.stats
             .record_stop(now.saturating_duration_since(active.requested_at));
@@ -288,6 +293,7 @@ impl<R> Barrier<R> {
         self.at_safepoint = 0;
         self.phase = Phase::Running;
         self.handing_over = true;
+        self.requester_wake_pending = false;
         Some(Released {
             wakers,
             requester: self.requester_slot.take(),
@@ -337,6 +343,12 @@ impl<R> Barrier<R> {
     /// Keeps the requester's runnable for the worker that will run it.
     pub(crate) fn set_requester_runnable(&mut self, r: R) {
         self.requester_slot = Some(r);
+        self.requester_wake_pending = false;
+    }
+
+    /// A stop was declared for a task requester not yet in its slot.
+    pub(crate) fn requester_wake_pending(&self) -> bool {
+        self.requester_wake_pending
     }
 
     pub(crate) fn has_requester_runnable(&self) -> bool {

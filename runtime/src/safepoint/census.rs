@@ -513,7 +513,9 @@ impl Census {
             wakes.wakers.extend(waker);
             if matches!(st.barrier.requester(), Some(Requester::Task(_))) {
                 // The requester is about to run: it is runnable, so this is
-                // no quiescence.
+                // no quiescence, until its wake has reached its slot (the
+                // barrier remembers, so a quiescence poll in between, after
+                // the lock is released, is not fooled either).
                 return wakes;
             }
         }
@@ -542,6 +544,7 @@ impl Census {
         unparked(word) == 0
             && active(word) == 0
             && !st.barrier.has_requester_runnable()
+            && !st.barrier.requester_wake_pending()
             && !has_work()
     }
 
@@ -589,21 +592,34 @@ impl Census {
     /// its poll (protocol point 11), so no stop or quiescence is declared
     /// in between. Lock-free; also during a stop, where the future is held
     /// runnable until the resume.
-    pub(crate) fn count_wake(&self, slot: &BlockOnSlot) {
+    ///
+    /// Count first, then mark: `COUNTED` must always mean "counted in the
+    /// word", since a poll takes that count over and the call's end drops
+    /// it. (Marking first let a poll take over a count not yet added: the
+    /// poll ran uncounted, and a stop could be declared under it.) A wake
+    /// that loses the race to mark (another wake, a poll, the end of the
+    /// call) takes its count back the way a poll ends, which declares
+    /// whatever its count held off.
+    pub(crate) fn count_wake(&self, slot: &BlockOnSlot, has_work: impl Fn() -> bool) -> Wakes {
         // The waker reached this thread through async-task's atomics, which
         // loom cannot see; the slot was listed under the lock after it was
         // made, so taking the lock gives the model the edge the real
         // program has.
         #[cfg(loom)]
         drop(self.lock());
-        // Only from IDLE: already counted, or the call is over.
+        if slot.wake.load(Ordering::Acquire) != SLOT_IDLE {
+            // Counted already, or the call is over.
+            return Wakes::default();
+        }
+        self.word.fetch_add(ACTIVE_ONE, Ordering::SeqCst);
         if slot
             .wake
             .compare_exchange(SLOT_IDLE, SLOT_COUNTED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            self.word.fetch_add(ACTIVE_ONE, Ordering::SeqCst);
+            return Wakes::default();
         }
+        self.end_active(has_work)
     }
 
     /// A `block_on` poll is about to begin. Lock-free unless a stop is
@@ -656,8 +672,17 @@ impl Census {
 
     /// A deterministic round begins: the caller counts as polling, so no
     /// stop is declared between its look at the phase and its polls.
-    pub(crate) fn begin_round(&self) {
+    /// Returns whether the world is stopped (then the round may run only
+    /// the requester). As for a `block_on` poll: count, fence, look at the
+    /// phase; if a stop is pending, the lock orders this round after any
+    /// declaration that did not see its count (one that did see it waits).
+    pub(crate) fn begin_round(&self) -> bool {
         self.word.fetch_add(ACTIVE_ONE, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if self.flags.phase_seqcst() == RUNNING {
+            return false;
+        }
+        self.lock().barrier.is_stopped()
     }
 
     /// A `block_on` poll or deterministic round ended. Takes the lock only
@@ -982,7 +1007,7 @@ mod tests {
         let (_, wakes) = census.transition_worker_to_parked(0, false, no_work);
         drop(wakes);
         let slot = census.register_block_on(Id::from_u64(1), Location::caller());
-        census.count_wake(&slot);
+        let _wakes = census.count_wake(&slot, no_work);
         let me = Requester::Thread(crate::sync::thread::current().id());
         let (ticket, _) = census
             .file_request(me, Waker::noop(), Vec::new, no_work)

@@ -43,6 +43,7 @@ pub(crate) struct Config {
     pub(crate) event_interval: u32,
     pub(crate) max_blocking_threads: usize,
     pub(crate) thread_keep_alive: std::time::Duration,
+    pub(crate) hooks: crate::hooks::Hooks,
 }
 
 /// What other threads see of one worker.
@@ -87,6 +88,28 @@ pub(crate) struct Shared {
     pub(crate) block_on_laggards: Mutex<LaggardLog>,
     pub(crate) remote_spawns: Counter,
     next_id: AtomicU64,
+}
+
+/// The second step of `Shared::end_request`, in a guard.
+struct HandOver<'a>(&'a Shared);
+
+impl Drop for HandOver<'_> {
+    fn drop(&mut self) {
+        let shared = self.0;
+        let next = shared
+            .census
+            .hand_over(|| shared.polls_snapshot(), || shared.has_visible_work());
+        shared.deliver(next);
+        // The released tasks, and work that arrived during the stop, sit in
+        // the injector: wake enough workers to take it now rather than one
+        // at a time.
+        shared.notify_many(shared.injector.len().min(shared.remotes.len()));
+        // A deterministic runner waiting in the driver for an outside
+        // resume must see it.
+        if matches!(shared.flavor, Flavor::Deterministic(_)) {
+            shared.interrupt_driver();
+        }
+    }
 }
 
 impl Shared {
@@ -286,23 +309,13 @@ impl Shared {
         let Some(released) = self.census.end_request(ticket) else {
             return;
         };
+        // The hand-over runs even if a released waker panics: until it
+        // does, no request can become active.
+        let _hand_over = HandOver(self);
         // Every released task is queued before any worker is woken (see
         // `context::release_quietly`), so a wake that preempts this thread
         // cannot keep the rest held.
         context::release_quietly(self, || self.deliver(released));
-        let next = self
-            .census
-            .hand_over(|| self.polls_snapshot(), || self.has_visible_work());
-        self.deliver(next);
-        // The released tasks, and work that arrived during the stop, sit in
-        // the injector: wake enough workers to take it now rather than one
-        // at a time.
-        self.notify_many(self.injector.len().min(self.remotes.len()));
-        // A deterministic runner waiting in the driver for an outside
-        // resume must see it.
-        if matches!(self.flavor, Flavor::Deterministic(_)) {
-            self.interrupt_driver();
-        }
     }
 
     /// Wakes every worker (shutdown).

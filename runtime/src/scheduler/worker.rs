@@ -131,6 +131,7 @@ pub(crate) struct Worker {
 pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<Task>) {
     let handle = crate::Handle::from_shared(shared.clone());
     let _enter = context::enter(&handle);
+    let _thread = shared.config.hooks.enter_thread();
     let local = std::rc::Rc::new(WorkerLocal {
         shared: shared.clone(),
         index,
@@ -422,6 +423,9 @@ impl Worker {
         }
         let shared = self.local.shared.clone();
         let index = self.local.index;
+        // Before the census sees this worker parked, so whoever learns that
+        // (`run_until_blocked`, a stop) finds the park hook already run.
+        let _hooks = shared.config.hooks.parked();
         let (parked, wakes) =
             shared
                 .census

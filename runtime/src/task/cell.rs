@@ -25,7 +25,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::id::TaskMeta;
+use super::id::{Id, TaskMeta};
 use super::join::JoinError;
 use crate::scheduler::Shared;
 use crate::sync::Arc;
@@ -35,7 +35,13 @@ pin_project_lite::pin_project! {
         // `None` once the future has been dropped.
         #[pin]
         future: Option<F>,
-        meta: &'a TaskMeta,
+        id: Id,
+        // The cell's own metadata, where an aborting handle leaves a place
+        // for a destructor's panic. `None` for `LocalSet` tasks, which go
+        // through async-task's `spawn_local` (its thread check wants a
+        // `'static` future): an aborted local task whose destructor panics
+        // reports cancelled (the panic is still contained).
+        meta: Option<&'a TaskMeta>,
         registration: Option<Registration>,
     }
 
@@ -47,7 +53,8 @@ pin_project_lite::pin_project! {
             }
             // Dropped before completing: aborted, or at shutdown.
             if let Err(payload) = catch_unwind(AssertUnwindSafe(|| this.future.set(None))) {
-                if let Some(sink) = this.meta.abort_sink.lock().as_ref() {
+                let sink = this.meta.and_then(|meta| meta.abort_sink.lock().clone());
+                if let Some(sink) = sink {
                     *sink.lock() = Some(payload);
                 }
             }
@@ -58,11 +65,11 @@ pin_project_lite::pin_project! {
 /// A registry entry, removed when dropped.
 pub(crate) struct Registration {
     shared: Arc<Shared>,
-    id: super::Id,
+    id: Id,
 }
 
 impl Registration {
-    pub(crate) fn new(shared: Arc<Shared>, id: super::Id) -> Registration {
+    pub(crate) fn new(shared: Arc<Shared>, id: Id) -> Registration {
         Registration { shared, id }
     }
 
@@ -79,9 +86,15 @@ impl Drop for Registration {
 }
 
 impl<'a, F> TaskFuture<'a, F> {
-    pub(crate) fn new(future: F, meta: &'a TaskMeta, registration: Option<Registration>) -> Self {
+    pub(crate) fn new(
+        future: F,
+        id: Id,
+        meta: Option<&'a TaskMeta>,
+        registration: Option<Registration>,
+    ) -> Self {
         TaskFuture {
             future: Some(future),
+            id,
             meta,
             registration,
         }
@@ -97,12 +110,36 @@ impl<F> Drop for DropOnUnwind<'_, F> {
     }
 }
 
+/// A task's output, whose destructor cannot take the process down.
+/// async-task drops an output nobody takes (the task was detached, or an
+/// abort raced its completion) inside its abort-on-panic guard; a panic in
+/// that destructor is caught here instead (protocol point 14).
+pub(crate) struct Contained<T>(Option<T>);
+
+impl<T> Contained<T> {
+    fn new(value: T) -> Contained<T> {
+        Contained(Some(value))
+    }
+
+    pub(crate) fn into_inner(mut self) -> T {
+        self.0.take().expect("a task output taken twice")
+    }
+}
+
+impl<T> Drop for Contained<T> {
+    fn drop(&mut self) {
+        if let Some(value) = self.0.take() {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(value)));
+        }
+    }
+}
+
 impl<F: Future> Future for TaskFuture<'_, F> {
-    type Output = Result<F::Output, JoinError>;
+    type Output = Contained<Result<F::Output, JoinError>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let id = this.meta.id;
+        let id = *this.id;
         let polled = catch_unwind(AssertUnwindSafe(|| {
             let mut guard = DropOnUnwind(this.future.as_mut());
             let poll = guard
@@ -127,11 +164,16 @@ impl<F: Future> Future for TaskFuture<'_, F> {
                 }
             }
             Err(payload) => {
+                super::tokio_hint::after_panic(id, &*payload);
                 let seed = this.registration.as_ref().and_then(|r| r.seed());
                 if let Some(seed) = seed {
                     // The panic hook has printed the message; this line makes
-                    // the failing run replayable from the log alone.
-                    eprintln!(
+                    // the failing run replayable from the log alone. Not
+                    // `eprintln!`: it panics if stderr is closed, and nothing
+                    // here may unwind into async-task.
+                    use std::io::Write;
+                    let _ = writeln!(
+                        std::io::stderr(),
                         "safepoint: task {id} panicked on the deterministic runtime with seed \
                          {seed}; replay with Builder::new_deterministic({seed})"
                     );
@@ -142,6 +184,6 @@ impl<F: Future> Future for TaskFuture<'_, F> {
         // The entry goes before the output is published, so a live-task
         // count taken after a join never counts this task.
         this.registration.take();
-        Poll::Ready(out)
+        Poll::Ready(Contained::new(out))
     }
 }

@@ -17,6 +17,7 @@ use std::sync::Arc as StdArc;
 use std::sync::Mutex as StdMutex;
 use std::task::{Context, Poll, Waker};
 
+use super::cell::Contained;
 use super::id::{Id, PanicSlot, TaskMeta};
 use crate::sync::Mutex;
 
@@ -24,8 +25,10 @@ use crate::sync::Mutex;
 /// dropped before it finished (shutdown, a spawn on a runtime that is
 /// shutting down, a blocking job never started) resolves to `None`, which
 /// the handle reports as cancelled instead of panicking.
-type Cell<T> = async_task::FallibleTask<Result<T, JoinError>, TaskMeta>;
-type Cancelling<T> = Pin<Box<dyn Future<Output = Option<Result<T, JoinError>>> + Send>>;
+type Cell<T> = async_task::FallibleTask<Output<T>, TaskMeta>;
+/// What a task cell yields (see `Contained`).
+type Output<T> = Contained<Result<T, JoinError>>;
+type Cancelling<T> = Pin<Box<dyn Future<Output = Option<Output<T>>> + Send>>;
 
 /// An owned permission to await a spawned task's output.
 ///
@@ -83,7 +86,7 @@ impl MetaRef {
 }
 
 impl<T: Send + 'static> JoinHandle<T> {
-    pub(crate) fn new(task: async_task::Task<Result<T, JoinError>, TaskMeta>) -> Self {
+    pub(crate) fn new(task: async_task::Task<Output<T>, TaskMeta>) -> Self {
         JoinHandle {
             id: task.metadata().id,
             meta: MetaRef(NonNull::from(task.metadata())),
@@ -173,8 +176,10 @@ impl<T: Send + 'static> Future for JoinHandle<T> {
         let mut state = self.state.lock();
         let out = match &mut *state {
             State::Running(task) => std::task::ready!(Pin::new(task).poll(cx))
+                .map(Contained::into_inner)
                 .unwrap_or_else(|| Err(JoinError::cancelled(id))),
             State::Aborting { cancelling, sink } => std::task::ready!(cancelling.as_mut().poll(cx))
+                .map(Contained::into_inner)
                 .unwrap_or_else(|| match sink.lock().take() {
                     Some(payload) => Err(JoinError::panic(id, payload)),
                     None => Err(JoinError::cancelled(id)),
@@ -331,7 +336,7 @@ impl JoinError {
     }
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
     payload
         .downcast_ref::<&'static str>()
         .copied()

@@ -34,7 +34,7 @@ where
     // SAFETY: the future borrows nothing but the cell's own metadata.
     let (runnable, task) = unsafe {
         crate::flavor::spawn_cell(shared, meta, move |meta| {
-            TaskFuture::new(future, meta, Some(registration))
+            TaskFuture::new(future, meta.id, Some(meta), Some(registration))
         })
     };
     if shared.is_shutdown() {
@@ -91,7 +91,7 @@ where
     // `Sync + 'static` (it owns an `Arc`).
     let (runnable, task) = unsafe {
         async_task::Builder::new().metadata(meta).spawn_unchecked(
-            move |meta| TaskFuture::new(body, meta, None),
+            move |meta| TaskFuture::new(body, meta.id, Some(meta), None),
             move |runnable| schedule_blocking(&pool_shared, runnable),
         )
     };
