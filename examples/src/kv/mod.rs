@@ -5,7 +5,10 @@
 //! `cargo run --release --example kv -- --duration 10` for the built-in load demo.
 //!
 //! - [`config`]: command-line flags.
-//! - [`resp`]: the wire protocol (request parser, reply encoder).
+//! - [`request`]: the incremental request parser (RESP2 and inline).
+//! - [`resp`]: replies on the wire (encoder; parser for the load clients).
+//! - [`limits`]: the open-file limit and `--maxclients`.
+//! - [`ratelog`]: log lines a client can flood, printed once a second.
 //! - [`store`]: the sharded, structurally shared key space.
 //! - [`commands`]: what each command does to the store.
 //! - [`snapshot`]: the `dump.kv` file format, durable writes, checked loads.
@@ -42,6 +45,9 @@ pub mod checkpoint;
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod limits;
+pub mod ratelog;
+pub mod request;
 pub mod resp;
 pub mod server;
 pub mod snapshot;
@@ -58,7 +64,7 @@ use futures::future::{self, Either};
 use checkpoint::Checkpointer;
 use commands::ServerFacts;
 use config::{Config, Parsed, USAGE};
-use server::{ServerState, ShutdownTrigger};
+use server::{ClientCounter, ClientLimits, ServerLogs, ServerState, ShutdownTrigger};
 use snapshot::Problem;
 use stats::CheckpointStats;
 use store::{now_ms, Store, DEFAULT_SHARDS};
@@ -89,6 +95,7 @@ pub fn main() -> ! {
 /// Runs the server (and, with `--duration`, the demo) until it stops.
 pub fn run(config: &Config) -> Result<(), String> {
     let started = Instant::now();
+    let cap = limits::fit_max_clients(config.max_clients)?;
     let (store, loaded_save_ms) = load_store(config)?;
     let store = Arc::new(store);
     let stats = Arc::new(CheckpointStats::new(loaded_save_ms));
@@ -135,6 +142,14 @@ pub fn run(config: &Config) -> Result<(), String> {
                 dir: config.dir.display().to_string(),
             },
             checkpointer: checkpointer.clone(),
+            limits: ClientLimits {
+                max_clients: cap.max_clients,
+                max_request: config.max_request,
+                output_limit: config.output_limit,
+            },
+            stop_writes_on_checkpoint_error: config.stop_writes_on_checkpoint_error,
+            clients: ClientCounter::default(),
+            logs: ServerLogs::default(),
         });
         server::serve(listener, state, shutdown).await;
         println!("shutdown: taking the final checkpoint");
@@ -167,6 +182,12 @@ pub fn run(config: &Config) -> Result<(), String> {
 /// `--ignore-corrupt-snapshot`, which moves it aside (so the next checkpoint
 /// cannot destroy what might still be recovered) and starts empty.
 fn load_store(config: &Config) -> Result<(Store, Option<u64>), String> {
+    if snapshot::remove_tmp(&config.dir) {
+        println!(
+            "removed {} left by an interrupted checkpoint",
+            config.dir.join(snapshot::TMP_NAME).display()
+        );
+    }
     let path = snapshot::path_in(&config.dir);
     match snapshot::load(&path) {
         Ok(Some(snap)) => {

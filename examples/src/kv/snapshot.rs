@@ -171,13 +171,39 @@ pub fn write(dir: &Path, shards: Vec<Shard>, now_ms: u64) -> Result<Written, Sna
         }
     };
     fs::create_dir_all(dir).map_err(at(dir))?;
-    let written = write_file(&tmp, shards, now_ms).map_err(at(&tmp))?;
+    // On any failure the partial file goes: on a full disk it is what keeps
+    // the disk full.
+    let written = write_file(&tmp, shards, now_ms)
+        .map_err(at(&tmp))
+        .inspect_err(|_| {
+            remove_tmp(dir);
+        })?;
     let dest = path_in(dir);
-    fs::rename(&tmp, &dest).map_err(at(&dest))?;
+    fs::rename(&tmp, &dest)
+        .map_err(at(&dest))
+        .inspect_err(|_| {
+            remove_tmp(dir);
+        })?;
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(at(dir))?;
     Ok(written)
+}
+
+/// Removes `<dir>/dump.tmp` if present: what a failed or interrupted write
+/// left. Returns whether there was one. Called at start and after a failed
+/// write; a removal that fails is reported, not fatal (the next write
+/// truncates the file anyway).
+pub fn remove_tmp(dir: &Path) -> bool {
+    let tmp = dir.join(TMP_NAME);
+    match fs::remove_file(&tmp) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => {
+            eprintln!("warning: cannot remove {}: {e}", tmp.display());
+            false
+        }
+    }
 }
 
 fn write_file(path: &Path, shards: Vec<Shard>, now_ms: u64) -> io::Result<Written> {
@@ -458,6 +484,20 @@ mod tests {
         let snap = load(&path_in(&dir.0)).unwrap().unwrap();
         assert!(snap.entries.is_empty());
         assert_eq!(snap.saved_at_ms, 2);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_tmp_file() {
+        let dir = TempDir::new("failed");
+        // The rename fails: the destination is a non-empty directory.
+        fs::create_dir_all(path_in(&dir.0).join("x")).unwrap();
+        let err = write(&dir.0, sample_store().capture(), 1).unwrap_err();
+        assert_eq!(err.path, path_in(&dir.0), "{err}");
+        assert!(!dir.0.join(TMP_NAME).exists(), "dump.tmp left behind");
+        assert!(!remove_tmp(&dir.0));
+        fs::write(dir.0.join(TMP_NAME), b"partial").unwrap();
+        assert!(remove_tmp(&dir.0));
+        assert!(!dir.0.join(TMP_NAME).exists());
     }
 
     #[test]
