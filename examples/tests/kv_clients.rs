@@ -13,15 +13,8 @@ use std::time::{Duration, Instant};
 
 use kv_common::*;
 
-/// A `*N` request of bulk strings, as client libraries encode it.
 fn request(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
+    encode(&[args.to_vec()])
 }
 
 fn error_text(reply: Reply) -> String {
@@ -185,16 +178,13 @@ fn pipelined_large_replies_are_written_one_at_a_time() {
 
 #[test]
 fn output_buffer_limit_closes_the_client() {
-    let dir = TempDir::new("output-limit");
-    let mut server = Server::start(
-        &dir.0,
-        &[
-            "--client-output-buffer-limit",
-            "1mb",
-            "--checkpoint-every",
-            "0",
-        ],
-    );
+    let flags = [
+        "--client-output-buffer-limit",
+        "1mb",
+        "--checkpoint-every",
+        "0",
+    ];
+    let (_dir, mut server) = started("output-limit", &flags);
     let mut client = server.client();
     let value = vec![b'v'; 2 << 20];
     assert_eq!(client.call(&[b"SET", b"big", &value]), ok());
@@ -374,16 +364,8 @@ fn a_failed_checkpoint_removes_its_tmp_file_and_refuses_writes() {
 
 #[test]
 fn writes_go_on_after_a_failed_checkpoint_when_asked() {
-    let dir = TempDir::new("misconf-off");
-    let server = Server::start(
-        &dir.0,
-        &[
-            "--checkpoint-every",
-            "0",
-            "--stop-writes-on-checkpoint-error",
-            "no",
-        ],
-    );
+    let flags = "--checkpoint-every 0 --stop-writes-on-checkpoint-error no";
+    let (dir, server) = started("misconf-off", &flags.split(' ').collect::<Vec<_>>());
     let mut c = server.client();
     std::fs::create_dir_all(dir.dump().join("blocker")).unwrap();
     assert!(error_text(c.call(&[b"SAVE"])).starts_with("ERR checkpoint failed"));

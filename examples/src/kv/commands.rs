@@ -53,19 +53,20 @@ pub struct ClientCounts {
 
 /// What a write gets while the last checkpoint failed (Redis's wording, with
 /// checkpoints for RDB snapshots).
-pub const MISCONF: &str = "MISCONF Errors writing the checkpoint to disk; commands that may \
-    modify the data set are disabled until a checkpoint succeeds. Check the server log for \
-    the error, or run with --stop-writes-on-checkpoint-error no";
+pub const MISCONF: &str = "MISCONF Errors writing to disk (the last checkpoint, or the \
+    append-only log); commands that may modify the data set are disabled until a write \
+    succeeds. Check the server log for the error";
 
 /// Longest part of an unknown command's name echoed back (Redis: 128).
 const ECHOED_NAME: usize = 128;
 
-/// Whether a command changes the key space (and so is refused under `MISCONF`).
-pub fn is_write(upper_name: &[u8]) -> bool {
-    matches!(
-        upper_name,
-        b"SET" | b"DEL" | b"INCR" | b"FLUSHALL" | b"FLUSHDB"
-    )
+/// Whether a command (its name in any case) changes the key space, and so
+/// is refused under `MISCONF` and, with `appendfsync always`, waits for the
+/// log before its reply goes out.
+pub fn is_write(name: &[u8]) -> bool {
+    [&b"SET"[..], b"DEL", b"INCR", b"FLUSHALL", b"FLUSHDB"]
+        .iter()
+        .any(|w| name.eq_ignore_ascii_case(w))
 }
 
 /// Fixed facts about the running server, for INFO.
@@ -257,6 +258,18 @@ fn info(ctx: &Context<'_>, section: Option<&str>) -> String {
             if c.last_failed { "err" } else { "ok" }
         ));
         out.push_str(&format!("rdb_saves:{}\r\n", c.taken));
+        let log = ctx.store.log();
+        out.push_str(&format!("aof_enabled:{}\r\n", u8::from(log.is_some())));
+        if let Some(log) = log {
+            out.push_str(&format!("aof_fsync:{}\r\n", log.fsync().name()));
+            out.push_str(&format!(
+                "aof_last_write_status:{}\r\n",
+                if log.failed() { "err" } else { "ok" }
+            ));
+            let (appends, fsyncs) = log.counts();
+            out.push_str(&format!("aof_appends:{appends}\r\n"));
+            out.push_str(&format!("aof_fsyncs:{fsyncs}\r\n"));
+        }
         out.push_str(&format!("checkpoints_taken:{}\r\n", c.taken));
         out.push_str(&format!("checkpoints_failed:{}\r\n", c.failed));
         out.push_str(&format!(

@@ -11,6 +11,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::kv::aof::Fsync;
+
 /// Usage text printed by `--help` and after a flag error.
 pub const USAGE: &str = "\
 usage: safepoint-kv [OPTIONS]
@@ -38,6 +40,12 @@ options:
   --client-output-buffer-limit BYTES
                               close a client whose pending replies pass this,
                               e.g. 256mb; 0 means no limit (default 0)
+  --appendonly yes|no         log every write to appendonly-<gen>.kv in DIR,
+                              replayed at start after dump.kv (default no)
+  --appendfsync always|everysec|no
+                              when the log is fsynced: before replying
+                              (always), once a second, or by the OS
+                              (default everysec)
   --stop-writes-on-checkpoint-error yes|no
                               refuse writes with -MISCONF while the last
                               checkpoint failed (default yes)
@@ -73,6 +81,10 @@ pub struct Config {
     /// Refuse writes while the last checkpoint failed (Redis's
     /// `stop-writes-on-bgsave-error`).
     pub stop_writes_on_checkpoint_error: bool,
+    /// Keep the append-only log.
+    pub appendonly: bool,
+    /// When the log is fsynced.
+    pub appendfsync: Fsync,
 }
 
 impl Default for Config {
@@ -90,6 +102,8 @@ impl Default for Config {
             max_request: crate::kv::request::DEFAULT_MAX_REQUEST,
             output_limit: 0,
             stop_writes_on_checkpoint_error: true,
+            appendonly: false,
+            appendfsync: Fsync::EverySec,
         }
     }
 }
@@ -190,6 +204,16 @@ where
                 config.output_limit = byte_size(&v)
                     .ok_or_else(|| bad(&flag, &v, "a size in bytes such as 256mb, or 0"))?;
             }
+            "--appendonly" => config.appendonly = yes_no(&flag, &value()?)?,
+            "--appendfsync" => {
+                let v = value()?;
+                config.appendfsync = match v.as_str() {
+                    "always" => Fsync::Always,
+                    "everysec" => Fsync::EverySec,
+                    "no" => Fsync::No,
+                    _ => return Err(bad(&flag, &v, "always, everysec or no")),
+                };
+            }
             "--stop-writes-on-checkpoint-error" => {
                 config.stop_writes_on_checkpoint_error = yes_no(&flag, &value()?)?
             }
@@ -282,6 +306,8 @@ mod tests {
         assert_eq!(c.max_request, 1 << 30);
         assert_eq!(c.output_limit, 0);
         assert!(c.stop_writes_on_checkpoint_error);
+        assert!(!c.appendonly);
+        assert_eq!(c.appendfsync, Fsync::EverySec);
     }
 
     #[test]
@@ -307,6 +333,9 @@ mod tests {
             "1k",
             "--stop-writes-on-checkpoint-error",
             "no",
+            "--appendonly",
+            "yes",
+            "--appendfsync=always",
         ]);
         assert_eq!(c.port, 0);
         assert_eq!(c.bind.to_string(), "::1");
@@ -320,6 +349,9 @@ mod tests {
         assert_eq!(c.max_request, 64 << 20);
         assert_eq!(c.output_limit, 1024);
         assert!(!c.stop_writes_on_checkpoint_error);
+        assert!(c.appendonly);
+        assert_eq!(c.appendfsync, Fsync::Always);
+        assert_eq!(run(&["--appendfsync", "no"]).appendfsync, Fsync::No);
         assert_eq!(run(&["--checkpoint-every", "0"]).checkpoint_every, None);
         assert_eq!(
             run(&["--client-query-buffer-limit", "123"]).max_request,
@@ -350,6 +382,8 @@ mod tests {
         assert!(error(&["--client-query-buffer-limit", "0"]).contains("a size in bytes"));
         assert!(error(&["--client-query-buffer-limit", "1tb"]).contains("a size in bytes"));
         assert!(error(&["--client-output-buffer-limit", "-1"]).contains("a size in bytes"));
+        assert!(error(&["--appendfsync", "sometimes"]).contains("always, everysec or no"));
+        assert!(error(&["--appendonly", "1"]).contains("yes or no"));
         assert_eq!(
             error(&["--stop-writes-on-checkpoint-error", "maybe"]),
             "--stop-writes-on-checkpoint-error: invalid value 'maybe': expected yes or no"

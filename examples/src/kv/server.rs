@@ -257,6 +257,9 @@ async fn connection(
     let mut parser = RequestParser::new(shared.limits.max_request);
     let mut output: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut chunk = vec![0u8; READ_CHUNK];
+    // With `appendfsync always`: the log's end after this connection's last
+    // write; its replies go out once the log is fsynced that far.
+    let mut unsynced = Unsynced::default();
     loop {
         // Shutdown is polled first: a client that keeps sending must not keep
         // the server up. Commands already read have been applied and answered.
@@ -278,6 +281,7 @@ async fn connection(
                         continue;
                     }
                     close = apply(shared, &args, &mut output).await;
+                    unsynced.note(&shared.store, &args[0]);
                     let large = args.iter().map(Vec::len).sum::<usize>() > KEEP_CAPACITY;
                     drop(args);
                     if large {
@@ -296,6 +300,7 @@ async fn connection(
                         return Ok(());
                     }
                     if output.len() >= FLUSH_AT {
+                        unsynced.wait(&shared.store).await;
                         flush(&mut stream, &mut output).await?;
                     }
                     // Between commands: a stop sees whole commands only.
@@ -307,6 +312,7 @@ async fn connection(
                 }
             }
         }
+        unsynced.wait(&shared.store).await;
         flush(&mut stream, &mut output).await?;
         if close {
             stream.close().await?;
@@ -316,6 +322,29 @@ async fn connection(
         // streaming a large request in reads that never wait must not keep
         // this task from a pending stop.
         safepoint::safepoint().await;
+    }
+}
+
+/// The log position a connection's replies wait for (`appendfsync always`).
+#[derive(Default)]
+struct Unsynced(Option<u64>);
+
+impl Unsynced {
+    /// After a command: a write's reply must wait for the log's end now.
+    fn note(&mut self, store: &Store, name: &[u8]) {
+        if let Some(log) = store.log().filter(|log| log.replies_wait()) {
+            if commands::is_write(name) {
+                self.0 = Some(log.end());
+            }
+        }
+    }
+
+    /// Before replies go out: waits until the log is fsynced past this
+    /// connection's writes (one fsync shared by every connection waiting).
+    async fn wait(&mut self, store: &Store) {
+        if let (Some(lsn), Some(log)) = (self.0.take(), store.log()) {
+            log.durable(lsn).await;
+        }
     }
 }
 
@@ -355,7 +384,8 @@ async fn apply(shared: &ServerState, args: &[Vec<u8>], output: &mut Vec<u8>) -> 
         store: &shared.store,
         checkpoints: &shared.stats,
         server: &shared.facts,
-        refuse_writes: shared.stop_writes_on_checkpoint_error && shared.stats.last_failed(),
+        refuse_writes: (shared.stop_writes_on_checkpoint_error && shared.stats.last_failed())
+            || shared.store.log().is_some_and(|log| log.failed()),
         clients: ClientCounts {
             connected,
             rejected,

@@ -5,9 +5,14 @@
 //!
 //! ```text
 //! header   magic "SPKVDUMP" (8) | version u32 | saved_at_ms u64 | key_count u64 | payload_len u64
+//!          | log_gen u64 (version 2 only)
 //! payload  key_count entries: key_len u32 | key | value_len u32 | value | expires_at_ms u64 (0 = never)
 //! trailer  CRC32 (IEEE, crc32fast) of the payload, u32
 //! ```
+//!
+//! `log_gen` is the first append-only log generation the snapshot does not
+//! hold (see [`crate::kv::aof`]): replay starts there. Version 1 files (from
+//! before the log) are still read, as holding no log generation (0).
 //!
 //! Why it is shaped so:
 //! - The header carries the payload length, so a short file is reported as
@@ -30,10 +35,12 @@ use crate::kv::store::{Bytes, Shard, Value};
 
 /// First bytes of every snapshot file.
 pub const MAGIC: &[u8; 8] = b"SPKVDUMP";
-/// The format version this code writes and reads.
-pub const VERSION: u32 = 1;
-/// Size of the fixed header.
-pub const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 8;
+/// The format version this code writes (it reads 1 and 2).
+pub const VERSION: u32 = 2;
+/// Size of the fixed header (version 2).
+pub const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 8 + 8;
+/// Size of a version 1 header (no `log_gen`).
+pub const HEADER_LEN_V1: usize = 8 + 4 + 8 + 8 + 8;
 /// Name of the snapshot file inside the data directory.
 pub const FILE_NAME: &str = "dump.kv";
 /// Name of the file being written before it is renamed over [`FILE_NAME`].
@@ -58,6 +65,8 @@ pub struct Written {
 pub struct Snapshot {
     /// When it was written, in ms since the Unix epoch.
     pub saved_at_ms: u64,
+    /// The first append-only log generation not held here (0 for version 1).
+    pub log_gen: u64,
     /// Every entry, as written (expiry is checked by whoever loads them).
     pub entries: Vec<(Bytes, Value)>,
 }
@@ -89,7 +98,7 @@ impl fmt::Display for Problem {
             Problem::UnsupportedVersion(v) => {
                 write!(
                     f,
-                    "unsupported version {v} (this build reads version {VERSION})"
+                    "unsupported version {v} (this build reads versions 1 to {VERSION})"
                 )
             }
             Problem::Truncated { at, expected } => {
@@ -161,7 +170,12 @@ impl<W: Write> CrcWriter<W> {
 /// the owning thread, which sorts them out inside some later allocation of
 /// its own. Millions of them at once stalled a worker mid-command for
 /// milliseconds, and with it the next checkpoint's stop.
-pub fn write(dir: &Path, shards: Vec<Shard>, now_ms: u64) -> Result<Written, SnapshotError> {
+pub fn write(
+    dir: &Path,
+    shards: Vec<Shard>,
+    now_ms: u64,
+    log_gen: u64,
+) -> Result<Written, SnapshotError> {
     let tmp = dir.join(TMP_NAME);
     let at = |path: &Path| {
         let path = path.to_path_buf();
@@ -173,7 +187,7 @@ pub fn write(dir: &Path, shards: Vec<Shard>, now_ms: u64) -> Result<Written, Sna
     fs::create_dir_all(dir).map_err(at(dir))?;
     // On any failure the partial file goes: on a full disk it is what keeps
     // the disk full.
-    let written = write_file(&tmp, shards, now_ms)
+    let written = write_file(&tmp, shards, now_ms, log_gen)
         .map_err(at(&tmp))
         .inspect_err(|_| {
             remove_tmp(dir);
@@ -206,7 +220,7 @@ pub fn remove_tmp(dir: &Path) -> bool {
     }
 }
 
-fn write_file(path: &Path, shards: Vec<Shard>, now_ms: u64) -> io::Result<Written> {
+fn write_file(path: &Path, shards: Vec<Shard>, now_ms: u64, log_gen: u64) -> io::Result<Written> {
     let file = OpenOptions::new()
         .write(true)
         .create(true)
@@ -246,6 +260,7 @@ fn write_file(path: &Path, shards: Vec<Shard>, now_ms: u64) -> io::Result<Writte
     header.extend_from_slice(&now_ms.to_le_bytes());
     header.extend_from_slice(&keys.to_le_bytes());
     header.extend_from_slice(&len.to_le_bytes());
+    header.extend_from_slice(&log_gen.to_le_bytes());
     out.seek(SeekFrom::Start(0))?;
     out.write_all(&header)?;
     let file = out.into_inner().map_err(|e| e.into_error())?;
@@ -294,24 +309,37 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, Problem> {
     if &bytes[..8] != MAGIC {
         return Err(Problem::BadMagic);
     }
-    if bytes.len() < HEADER_LEN {
+    if bytes.len() < 12 {
         return Err(Problem::Truncated {
             at: size,
             expected: HEADER_LEN as u64,
         });
     }
-    let mut header = Reader {
-        bytes: &bytes[..HEADER_LEN],
-        pos: 8,
+    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    let header_len = match version {
+        1 => HEADER_LEN_V1,
+        VERSION => HEADER_LEN,
+        _ => return Err(Problem::UnsupportedVersion(version)),
     };
-    let version = header.u32().expect("header length checked");
-    if version != VERSION {
-        return Err(Problem::UnsupportedVersion(version));
+    if bytes.len() < header_len {
+        return Err(Problem::Truncated {
+            at: size,
+            expected: header_len as u64,
+        });
     }
+    let mut header = Reader {
+        bytes: &bytes[..header_len],
+        pos: 12,
+    };
     let saved_at_ms = header.u64().expect("header length checked");
     let key_count = header.u64().expect("header length checked");
     let payload_len = header.u64().expect("header length checked");
-    let expected = (HEADER_LEN as u64)
+    let log_gen = if version == 1 {
+        0
+    } else {
+        header.u64().expect("header length checked")
+    };
+    let expected = (header_len as u64)
         .checked_add(payload_len)
         .and_then(|n| n.checked_add(4))
         .unwrap_or(u64::MAX);
@@ -324,7 +352,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, Problem> {
             actual: size,
         });
     }
-    let payload = &bytes[HEADER_LEN..HEADER_LEN + payload_len as usize];
+    let payload = &bytes[header_len..header_len + payload_len as usize];
     let trailer: [u8; 4] = bytes[bytes.len() - 4..].try_into().expect("4 bytes");
     let stored = u32::from_le_bytes(trailer);
     let computed = crc32fast::hash(payload);
@@ -369,6 +397,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, Problem> {
     }
     Ok(Snapshot {
         saved_at_ms,
+        log_gen,
         entries,
     })
 }
@@ -446,7 +475,7 @@ mod tests {
 
     fn written_file(tag: &str) -> (TempDir, Vec<u8>) {
         let dir = TempDir::new(tag);
-        write(&dir.0, sample_store().capture(), 1_000).unwrap();
+        write(&dir.0, sample_store().capture(), 1_000, 7).unwrap();
         let bytes = fs::read(path_in(&dir.0)).unwrap();
         (dir, bytes)
     }
@@ -455,13 +484,14 @@ mod tests {
     fn round_trip() {
         let dir = TempDir::new("round-trip");
         let store = sample_store();
-        let written = write(&dir.0, store.capture(), 1_000).unwrap();
+        let written = write(&dir.0, store.capture(), 1_000, 7).unwrap();
         assert_eq!(written.keys, 501, "the expired key is skipped");
         assert!(!dir.0.join(TMP_NAME).exists());
         let path = path_in(&dir.0);
         assert_eq!(fs::metadata(&path).unwrap().len(), written.bytes);
         let snap = load(&path).unwrap().unwrap();
         assert_eq!(snap.saved_at_ms, 1_000);
+        assert_eq!(snap.log_gen, 7);
         let loaded = Store::from_entries(16, snap.entries, 1_000);
         assert_eq!(loaded.len(), 501);
         assert_eq!(
@@ -478,8 +508,8 @@ mod tests {
     #[test]
     fn empty_store_and_overwrite() {
         let dir = TempDir::new("empty");
-        write(&dir.0, sample_store().capture(), 1).unwrap();
-        let written = write(&dir.0, Store::new(4).capture(), 2).unwrap();
+        write(&dir.0, sample_store().capture(), 1, 0).unwrap();
+        let written = write(&dir.0, Store::new(4).capture(), 2, 0).unwrap();
         assert_eq!(written.keys, 0);
         let snap = load(&path_in(&dir.0)).unwrap().unwrap();
         assert!(snap.entries.is_empty());
@@ -491,13 +521,29 @@ mod tests {
         let dir = TempDir::new("failed");
         // The rename fails: the destination is a non-empty directory.
         fs::create_dir_all(path_in(&dir.0).join("x")).unwrap();
-        let err = write(&dir.0, sample_store().capture(), 1).unwrap_err();
+        let err = write(&dir.0, sample_store().capture(), 1, 0).unwrap_err();
         assert_eq!(err.path, path_in(&dir.0), "{err}");
         assert!(!dir.0.join(TMP_NAME).exists(), "dump.tmp left behind");
         assert!(!remove_tmp(&dir.0));
         fs::write(dir.0.join(TMP_NAME), b"partial").unwrap();
         assert!(remove_tmp(&dir.0));
         assert!(!dir.0.join(TMP_NAME).exists());
+    }
+
+    #[test]
+    fn version_1_files_still_load() {
+        let (_dir, v2) = written_file("v1");
+        // A version 1 file is the same without the log generation.
+        let mut v1 = v2[..HEADER_LEN_V1].to_vec();
+        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&v2[HEADER_LEN..]);
+        let old = decode(&v1).unwrap();
+        let new = decode(&v2).unwrap();
+        assert_eq!((old.log_gen, new.log_gen), (0, 7));
+        assert_eq!(old.entries, new.entries);
+        for cut in 0..v1.len() {
+            assert!(matches!(decode(&v1[..cut]), Err(Problem::Truncated { .. })));
+        }
     }
 
     #[test]

@@ -19,6 +19,10 @@
 //!   the pause.
 //! - Keys and values are `Arc<[u8]>`: cloning an entry, as a copy-on-write path
 //!   copy or a capture does, bumps a count instead of copying bytes.
+//! - With `--appendonly yes` every change is appended to the log
+//!   ([`crate::kv::aof`]) while its shard lock is held, so the log's order is
+//!   the store's order for every key; what is logged is the effect (the new
+//!   value of an INCR, the absolute expiry), so replay is exact.
 //! - Expiry is an absolute wall-clock time in milliseconds since the Unix epoch,
 //!   so it means the same after a restart from a snapshot. Expired keys are
 //!   removed lazily when touched, and skipped when a snapshot is written.
@@ -27,6 +31,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
+
+use crate::kv::aof::record::{self, Op};
+use crate::kv::aof::AppendLog;
 
 /// A key or a value's bytes.
 pub type Bytes = Arc<[u8]>;
@@ -73,6 +80,7 @@ pub enum IncrError {
 /// The sharded key space. Share it as `Arc<Store>`.
 pub struct Store {
     shards: Box<[Mutex<Shard>]>,
+    log: Option<Arc<AppendLog>>,
 }
 
 impl Store {
@@ -81,7 +89,48 @@ impl Store {
         let shards = (0..shards.max(1))
             .map(|_| Mutex::new(Shard::new()))
             .collect();
-        Store { shards }
+        Store { shards, log: None }
+    }
+
+    /// From now on, appends every change to `log`. Attach it after replaying
+    /// the log into the store, not before.
+    pub fn attach_log(&mut self, log: Arc<AppendLog>) {
+        self.log = Some(log);
+    }
+
+    /// The attached log, if any.
+    pub fn log(&self) -> Option<&Arc<AppendLog>> {
+        self.log.as_ref()
+    }
+
+    /// Applies a logged effect (replay), skipping a SET expired at `now_ms`.
+    pub fn apply(&self, op: Op, now_ms: u64) {
+        match op {
+            Op::Set {
+                key,
+                value,
+                expires_at_ms,
+            } => {
+                let value = Value {
+                    data: value,
+                    expires_at_ms,
+                };
+                let mut shard = self.shard(&key).lock();
+                if value.is_expired(now_ms) {
+                    shard.remove(&key);
+                } else {
+                    shard.insert(key, value);
+                }
+            }
+            Op::Del { key } => {
+                self.shard(&key).lock().remove(&key);
+            }
+            Op::Flush => {
+                for shard in self.shards.iter() {
+                    shard.lock().clear();
+                }
+            }
+        }
     }
 
     /// A store holding `entries` (from a snapshot), skipping those expired at `now_ms`.
@@ -123,16 +172,24 @@ impl Store {
 
     /// Sets `key` to `data`, replacing any value and expiry.
     pub fn set(&self, key: Bytes, data: Bytes, expires_at_ms: Option<u64>) {
+        let mut shard = self.shard(&key).lock();
+        if let Some(log) = &self.log {
+            log.append(|out| record::encode_set(out, &key, &data, expires_at_ms));
+        }
         let value = Value {
             data,
             expires_at_ms,
         };
-        self.shard(&key).lock().insert(key, value);
+        shard.insert(key, value);
     }
 
     /// Removes `key`; true if a live (unexpired) key was removed.
     pub fn del(&self, key: &[u8], now_ms: u64) -> bool {
-        let removed = self.shard(key).lock().remove(key);
+        let mut shard = self.shard(key).lock();
+        let removed = shard.remove(key);
+        if let (Some(log), Some(_)) = (&self.log, &removed) {
+            log.append(|out| record::encode_del(out, key));
+        }
         removed.is_some_and(|v| !v.is_expired(now_ms))
     }
 
@@ -160,6 +217,9 @@ impl Store {
             data: next.to_string().into_bytes().into(),
             expires_at_ms,
         };
+        if let Some(log) = &self.log {
+            log.append(|out| record::encode_set(out, key, &value.data, expires_at_ms));
+        }
         shard.insert(Bytes::from(key), value);
         Ok(next)
     }
@@ -175,9 +235,17 @@ impl Store {
     }
 
     /// Removes every key.
+    ///
+    /// Every shard is locked at once (in order, as no other method takes
+    /// two), so the log's FLUSH record falls at one point in every key's
+    /// history.
     pub fn flush(&self) {
-        for shard in self.shards.iter() {
-            shard.lock().clear();
+        let mut shards: Vec<_> = self.shards.iter().map(|s| s.lock()).collect();
+        if let Some(log) = &self.log {
+            log.append(record::encode_flush);
+        }
+        for shard in &mut shards {
+            shard.clear();
         }
     }
 
@@ -200,13 +268,15 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     hash
 }
 
+/// Test shorthand: the bytes of `s`.
+#[cfg(test)]
+pub(crate) fn b(s: &str) -> Bytes {
+    Bytes::from(s.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn b(s: &str) -> Bytes {
-        Bytes::from(s.as_bytes())
-    }
 
     #[test]
     fn set_get_del_exists() {

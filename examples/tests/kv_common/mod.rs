@@ -179,16 +179,7 @@ impl Client {
     }
 
     pub fn send(&mut self, commands: &[Vec<&[u8]>]) {
-        let mut out = Vec::new();
-        for args in commands {
-            out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-            for arg in args {
-                out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-                out.extend_from_slice(arg);
-                out.extend_from_slice(b"\r\n");
-            }
-        }
-        self.writer.write_all(&out).unwrap();
+        self.writer.write_all(&encode(commands)).unwrap();
     }
 
     pub fn call(&mut self, args: &[&[u8]]) -> Reply {
@@ -230,6 +221,20 @@ impl Client {
         let mut byte = [0u8; 1];
         matches!(self.reader.read(&mut byte), Ok(0) | Err(_))
     }
+}
+
+/// Requests as client libraries encode them: arrays of bulk strings.
+pub fn encode(commands: &[Vec<&[u8]>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for args in commands {
+        out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for arg in args {
+            out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            out.extend_from_slice(arg);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out
 }
 
 pub fn ok() -> Reply {
@@ -321,6 +326,23 @@ impl Client {
     /// Sends bytes as they are (malformed, partial or inline requests).
     pub fn raw(&mut self, bytes: &[u8]) {
         self.writer.write_all(bytes).unwrap();
+    }
+
+    /// An integer reply, or `None` once the connection is gone (the server
+    /// was killed).
+    pub fn try_int(&mut self, args: &[&[u8]]) -> Option<i64> {
+        self.writer.write_all(&encode(&[args.to_vec()])).ok()?;
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(n) if n > 0 => {}
+            _ => return None,
+        }
+        let n = line.strip_prefix(':').and_then(|l| l.strip_suffix("\r\n"));
+        Some(
+            n.unwrap_or_else(|| panic!("not an integer reply: {line:?}"))
+                .parse()
+                .unwrap(),
+        )
     }
 
     /// A numeric field of `INFO <section>`.
