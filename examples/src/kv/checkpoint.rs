@@ -1,9 +1,9 @@
 //! The checkpoint controller: one task that takes every checkpoint, periodically
 //! and on request (SAVE, shutdown).
 //!
-//! A checkpoint stops the world, clones the store's shards (O(shards), see
+//! A checkpoint stops the world, captures the store (O(shards), see
 //! [`Store::capture`]), resumes the world, and only then serialises and writes
-//! the clones on the blocking pool. Because every connection task calls
+//! the capture on the blocking pool. Because every connection task calls
 //! `safepoint().await` only between commands, the stopped world holds no
 //! half-applied command: the capture is a consistent cut of acknowledged and
 //! in-flight-but-whole commands.
@@ -126,7 +126,8 @@ impl Controller {
         let world = self.handle.stop_the_world().await;
         let time_to_stop = world.report().time_to_stop;
         let capture_started = Instant::now();
-        let shards = self.store.capture();
+        let saved_at_ms = now_ms();
+        let capture = self.store.capture(saved_at_ms);
         let log_gen = self.store.log().map_or(self.log_gen, |log| log.cut());
         let stopped = capture_started.elapsed();
         // The pause is request to release. `resume` then queues the held
@@ -140,7 +141,6 @@ impl Controller {
         self.stats.record_pause(time_to_stop, pause);
 
         let dir = self.dir.clone();
-        let saved_at_ms = now_ms();
         let write_started = Instant::now();
         let written = safepoint::spawn_blocking(move || {
             // The write takes a core for a second or more at millions of
@@ -148,8 +148,7 @@ impl Controller {
             // preempting them, which on a small machine is what stretches
             // the next stop.
             let _background = BackgroundPriority::enter();
-            // Frees the captured version shard by shard as it goes.
-            snapshot::write(&dir, shards, saved_at_ms, log_gen)
+            snapshot::write(&dir, capture, log_gen)
         })
         .await;
         let write = write_started.elapsed();

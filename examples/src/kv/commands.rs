@@ -116,7 +116,7 @@ pub fn execute(ctx: &Context<'_>, args: &[Vec<u8>]) -> Action {
             b"GET" => {
                 arity(rest.len() == 1)?;
                 match ctx.store.get(&rest[0], now) {
-                    Some(v) => Reply::Bulk(v.to_vec()),
+                    Some(v) => Reply::Bulk(v),
                     None => Reply::Null,
                 }
             }

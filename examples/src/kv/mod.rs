@@ -23,11 +23,12 @@
 //!
 //! The server binary and the `kv` example use mimalloc as the global
 //! allocator (Redis, likewise, ships with jemalloc). What a checkpoint
-//! frees is the crux: the snapshot writer drops the captured version, whose
+//! frees was the crux with the store before the current one, built on
+//! persistent maps: the snapshot writer dropped the captured version, whose
 //! nodes the workers allocated (the old copies of every path a `SET`
 //! replaced since the capture).
 //!
-//! - With glibc's malloc those frees go through the workers' arena lock,
+//! - With glibc's malloc those frees went through the workers' arena lock,
 //!   and the (niced, often descheduled) writer held it while a worker
 //!   mid-`SET` waited: under a saturating `SET` load at 5 M keys a stop took
 //!   up to 190 ms, and the laggard report showed a worker inside one poll
@@ -36,11 +37,14 @@
 //!   thread sorts them out later, inside one of its own allocations: freed
 //!   all at once after the write, they still stalled workers for 3-24 ms
 //!   (perf: all of it in `_mi_page_free_collect`), 7 of 30 stops over 1 ms.
-//! - So [`snapshot::write`] also drops each shard as soon as it is written,
-//!   spreading the frees over the whole write: in the same test (1 M keys,
-//!   back-to-back `SAVE`s under load) 120 of 120 stops took under 0.7 ms,
-//!   over three runs (one with mimalloc's default v3, two with its `v2`
-//!   feature). glibc with that change alone still took 3-57 ms in 30 of 40.
+//!   Dropping each shard as soon as it was written spread them out (120 of
+//!   120 stops under 0.7 ms).
+//!
+//! The current store ([`store`], versioned buckets) makes no copy to free:
+//! the writer frees only its own serialised batches, and a value a `SET`
+//! replaces is freed by the worker that replaced it, as at any other time.
+//! Large requests are another matter: see `give_back_freed_memory` in
+//! [`server`].
 
 pub mod aof;
 pub mod checkpoint;

@@ -22,16 +22,18 @@
 //! - Writing goes to `dump.tmp`, is fsynced, renamed over `dump.kv`, and the
 //!   directory is fsynced: a crash at any point leaves either the old complete
 //!   snapshot or the new one, never a torn file under the real name.
-//! - Entries are streamed through a buffered writer with a running CRC, and the
-//!   header is patched at the end, so writing needs no second copy of the data.
-//!   Expired keys are skipped, which is why the count is known only at the end.
+//! - Entries are streamed to the file as the capture hands them over (see
+//!   [`crate::kv::store::Capture::write_to`]) with a running CRC, and the
+//!   header is patched at the end, so writing needs no second copy of the
+//!   data. Expired keys are skipped, which is why the count is known only at
+//!   the end.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::kv::store::{Bytes, Shard, Value};
+use crate::kv::store::{Bytes, Capture, Value};
 
 /// First bytes of every snapshot file.
 pub const MAGIC: &[u8; 8] = b"SPKVDUMP";
@@ -145,37 +147,15 @@ impl std::error::Error for SnapshotError {
     }
 }
 
-/// A writer that keeps the CRC of everything written through it.
-struct CrcWriter<W> {
-    inner: W,
-    crc: crc32fast::Hasher,
-    len: u64,
-}
-
-impl<W: Write> CrcWriter<W> {
-    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.crc.update(bytes);
-        self.len += bytes.len() as u64;
-        self.inner.write_all(bytes)
-    }
-}
-
-/// Writes the live entries of `shards` (those not expired at `now_ms`) to
+/// Writes the entries of `capture` (the live ones at its time) to
 /// `<dir>/dump.kv` durably, via `<dir>/dump.tmp`. Creates `dir` if needed.
+/// `log_gen` is the first append-only log generation the snapshot does not
+/// hold.
 ///
-/// Each shard is dropped as soon as it is written, so the version it held
-/// is freed a piece at a time over the whole write rather than all at once
-/// at the end. That matters to the workers, not to this thread: what this
-/// thread frees they allocated, and the allocator hands such frees back to
-/// the owning thread, which sorts them out inside some later allocation of
-/// its own. Millions of them at once stalled a worker mid-command for
-/// milliseconds, and with it the next checkpoint's stop.
-pub fn write(
-    dir: &Path,
-    shards: Vec<Shard>,
-    now_ms: u64,
-    log_gen: u64,
-) -> Result<Written, SnapshotError> {
+/// The capture hands its entries over a batch of buckets at a time, already
+/// in this file's entry format, and they are streamed through a buffered
+/// writer: the file is written without a second copy of the key space.
+pub fn write(dir: &Path, capture: Capture, log_gen: u64) -> Result<Written, SnapshotError> {
     let tmp = dir.join(TMP_NAME);
     let at = |path: &Path| {
         let path = path.to_path_buf();
@@ -187,7 +167,7 @@ pub fn write(
     fs::create_dir_all(dir).map_err(at(dir))?;
     // On any failure the partial file goes: on a full disk it is what keeps
     // the disk full.
-    let written = write_file(&tmp, shards, now_ms, log_gen)
+    let written = write_file(&tmp, capture, log_gen)
         .map_err(at(&tmp))
         .inspect_err(|_| {
             remove_tmp(dir);
@@ -220,59 +200,47 @@ pub fn remove_tmp(dir: &Path) -> bool {
     }
 }
 
-fn write_file(path: &Path, shards: Vec<Shard>, now_ms: u64, log_gen: u64) -> io::Result<Written> {
-    let file = OpenOptions::new()
+fn write_file(path: &Path, capture: Capture, log_gen: u64) -> io::Result<Written> {
+    let saved_at_ms = capture.now_ms();
+    let mut file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .open(path)?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    out.write_all(&[0; HEADER_LEN])?;
-    let mut payload = CrcWriter {
-        inner: out,
-        crc: crc32fast::Hasher::new(),
-        len: 0,
-    };
-    let mut keys = 0u64;
-    for shard in shards {
-        for (key, value) in shard.iter() {
-            if value.is_expired(now_ms) {
-                continue;
-            }
-            payload.put(&len32(key)?.to_le_bytes())?;
-            payload.put(key)?;
-            payload.put(&len32(&value.data)?.to_le_bytes())?;
-            payload.put(&value.data)?;
-            payload.put(&value.expires_at_ms.unwrap_or(0).to_le_bytes())?;
-            keys += 1;
-        }
-        drop(shard);
-    }
-    let CrcWriter {
-        inner: mut out,
-        crc,
-        len,
-    } = payload;
-    out.write_all(&crc.finalize().to_le_bytes())?;
+    file.write_all(&[0; HEADER_LEN])?;
+    // The capture buffers its own writes (workers share them).
+    let payload = capture.write_to(file)?;
+    let mut file = payload.out;
+    file.write_all(&payload.crc.to_le_bytes())?;
     let mut header = Vec::with_capacity(HEADER_LEN);
     header.extend_from_slice(MAGIC);
     header.extend_from_slice(&VERSION.to_le_bytes());
-    header.extend_from_slice(&now_ms.to_le_bytes());
-    header.extend_from_slice(&keys.to_le_bytes());
-    header.extend_from_slice(&len.to_le_bytes());
+    header.extend_from_slice(&saved_at_ms.to_le_bytes());
+    header.extend_from_slice(&payload.keys.to_le_bytes());
+    header.extend_from_slice(&payload.len.to_le_bytes());
     header.extend_from_slice(&log_gen.to_le_bytes());
-    out.seek(SeekFrom::Start(0))?;
-    out.write_all(&header)?;
-    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(&header)?;
     file.sync_all()?;
     Ok(Written {
-        keys,
-        bytes: HEADER_LEN as u64 + len + 4,
+        keys: payload.keys,
+        bytes: HEADER_LEN as u64 + payload.len + 4,
     })
 }
 
-fn len32(bytes: &[u8]) -> io::Result<u32> {
-    u32::try_from(bytes.len()).map_err(|_| io::Error::other("entry larger than 4 GiB"))
+/// Appends one entry in the payload format: `key_len u32 | key | value_len
+/// u32 | value | expires_at_ms u64` (0 = never).
+///
+/// # Panics
+///
+/// If the key or value is 4 GiB or larger (requests are capped far below).
+pub fn encode_entry(out: &mut Vec<u8>, key: &[u8], value: &[u8], expires_at_ms: u64) {
+    for chunk in [key, value] {
+        let len = u32::try_from(chunk.len()).expect("a key or value under 4 GiB");
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out.extend_from_slice(&expires_at_ms.to_le_bytes());
 }
 
 /// Loads `path`. `Ok(None)` if it does not exist.
@@ -359,36 +327,12 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, Problem> {
     if stored != computed {
         return Err(Problem::CrcMismatch { stored, computed });
     }
-    let mut entries = Vec::with_capacity(key_count.min(1 << 24) as usize);
-    let mut reader = Reader {
-        bytes: payload,
-        pos: 0,
-    };
-    while reader.pos < payload.len() {
-        let entry = (|| {
-            let key = reader.chunk()?;
-            let data = reader.chunk()?;
-            let expires = reader.u64()?;
-            Some((
-                Bytes::from(key),
-                Value {
-                    data: Bytes::from(data),
-                    expires_at_ms: (expires != 0).then_some(expires),
-                },
-            ))
-        })();
-        match entry {
-            Some(entry) => entries.push(entry),
-            // The CRC matched, so the writer itself produced a short entry: the
-            // entries do not add up to what the header promised.
-            None => {
-                return Err(Problem::KeyCountMismatch {
-                    header: key_count,
-                    found: entries.len() as u64,
-                })
-            }
-        }
-    }
+    // The CRC matched, so a short entry is the writer's own: the entries
+    // do not add up to what the header promised.
+    let entries = decode_entries(payload).ok_or(Problem::KeyCountMismatch {
+        header: key_count,
+        found: 0,
+    })?;
     if entries.len() as u64 != key_count {
         return Err(Problem::KeyCountMismatch {
             header: key_count,
@@ -400,6 +344,28 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, Problem> {
         log_gen,
         entries,
     })
+}
+
+/// Decodes a payload of entries; `None` if one is malformed.
+pub fn decode_entries(payload: &[u8]) -> Option<Vec<(Bytes, Value)>> {
+    let mut entries = Vec::new();
+    let mut reader = Reader {
+        bytes: payload,
+        pos: 0,
+    };
+    while reader.pos < payload.len() {
+        let key = reader.chunk()?;
+        let data = reader.chunk()?;
+        let expires = reader.u64()?;
+        entries.push((
+            Bytes::from(key),
+            Value {
+                data: Bytes::from(data),
+                expires_at_ms: (expires != 0).then_some(expires),
+            },
+        ));
+    }
+    Some(entries)
 }
 
 struct Reader<'a> {
@@ -433,6 +399,7 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
     use crate::kv::store::Store;
+    use std::sync::Arc;
 
     struct TempDir(PathBuf);
 
@@ -455,8 +422,8 @@ mod tests {
         }
     }
 
-    fn sample_store() -> Store {
-        let store = Store::new(16);
+    fn sample_store() -> Arc<Store> {
+        let store = Arc::new(Store::new(16));
         for i in 0..500 {
             store.set(
                 format!("key:{i}").as_bytes().into(),
@@ -475,7 +442,7 @@ mod tests {
 
     fn written_file(tag: &str) -> (TempDir, Vec<u8>) {
         let dir = TempDir::new(tag);
-        write(&dir.0, sample_store().capture(), 1_000, 7).unwrap();
+        write(&dir.0, sample_store().capture(1_000), 7).unwrap();
         let bytes = fs::read(path_in(&dir.0)).unwrap();
         (dir, bytes)
     }
@@ -484,7 +451,7 @@ mod tests {
     fn round_trip() {
         let dir = TempDir::new("round-trip");
         let store = sample_store();
-        let written = write(&dir.0, store.capture(), 1_000, 7).unwrap();
+        let written = write(&dir.0, store.capture(1_000), 7).unwrap();
         assert_eq!(written.keys, 501, "the expired key is skipped");
         assert!(!dir.0.join(TMP_NAME).exists());
         let path = path_in(&dir.0);
@@ -508,8 +475,8 @@ mod tests {
     #[test]
     fn empty_store_and_overwrite() {
         let dir = TempDir::new("empty");
-        write(&dir.0, sample_store().capture(), 1, 0).unwrap();
-        let written = write(&dir.0, Store::new(4).capture(), 2, 0).unwrap();
+        write(&dir.0, sample_store().capture(1), 0).unwrap();
+        let written = write(&dir.0, Arc::new(Store::new(4)).capture(2), 0).unwrap();
         assert_eq!(written.keys, 0);
         let snap = load(&path_in(&dir.0)).unwrap().unwrap();
         assert!(snap.entries.is_empty());
@@ -521,7 +488,7 @@ mod tests {
         let dir = TempDir::new("failed");
         // The rename fails: the destination is a non-empty directory.
         fs::create_dir_all(path_in(&dir.0).join("x")).unwrap();
-        let err = write(&dir.0, sample_store().capture(), 1, 0).unwrap_err();
+        let err = write(&dir.0, sample_store().capture(1), 0).unwrap_err();
         assert_eq!(err.path, path_in(&dir.0), "{err}");
         assert!(!dir.0.join(TMP_NAME).exists(), "dump.tmp left behind");
         assert!(!remove_tmp(&dir.0));
