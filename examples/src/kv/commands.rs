@@ -85,8 +85,11 @@ pub struct ServerFacts {
 }
 
 /// Runs one non-empty command.
-pub fn execute(ctx: &Context<'_>, args: &[Vec<u8>]) -> Action {
-    let Some((name, rest)) = args.split_first() else {
+///
+/// Takes `args` mutably so SET can move its value into the store rather
+/// than copy it; what it leaves in `args` is unspecified.
+pub fn execute(ctx: &Context<'_>, args: &mut [Vec<u8>]) -> Action {
+    let Some((name, rest)) = args.split_first_mut() else {
         return Action::Reply(Reply::err("empty command"));
     };
     let upper = name.to_ascii_uppercase();
@@ -123,11 +126,9 @@ pub fn execute(ctx: &Context<'_>, args: &[Vec<u8>]) -> Action {
             b"SET" => {
                 arity(rest.len() >= 2)?;
                 let expires = set_expiry(&rest[2..], now)?;
-                ctx.store.set(
-                    Bytes::from(&rest[0][..]),
-                    Bytes::from(&rest[1][..]),
-                    expires,
-                );
+                // The parser sized the value exactly: no reallocation here.
+                let value = Bytes::from(std::mem::take(&mut rest[1]));
+                ctx.store.set(&rest[0], value, expires);
                 Reply::ok()
             }
             b"DEL" => {
@@ -337,8 +338,8 @@ mod tests {
                 refuse_writes: self.refuse_writes,
                 clients: ClientCounts::default(),
             };
-            let args: Vec<Vec<u8>> = words.iter().map(|w| w.as_bytes().to_vec()).collect();
-            execute(&ctx, &args)
+            let mut args: Vec<Vec<u8>> = words.iter().map(|w| w.as_bytes().to_vec()).collect();
+            execute(&ctx, &mut args)
         }
 
         fn reply(&self, words: &[&str]) -> Reply {

@@ -275,14 +275,14 @@ async fn connection(
         while pos < n && !close {
             match parser.parse(&chunk[pos..n]) {
                 Step::NeedMore => break,
-                Step::Command(args, used) => {
+                Step::Command(mut args, used) => {
                     pos += used;
                     if args.is_empty() {
                         continue;
                     }
-                    close = apply(shared, &args, &mut output).await;
-                    unsynced.note(&shared.store, &args[0]);
                     let large = args.iter().map(Vec::len).sum::<usize>() > KEEP_CAPACITY;
+                    close = apply(shared, &mut args, &mut output).await;
+                    unsynced.note(&shared.store, &args[0]);
                     drop(args);
                     if large {
                         give_back_freed_memory();
@@ -378,7 +378,7 @@ async fn flush(stream: &mut TcpStream, output: &mut Vec<u8>) -> io::Result<()> {
 }
 
 /// Applies one command, appending its reply; true if the connection must close.
-async fn apply(shared: &ServerState, args: &[Vec<u8>], output: &mut Vec<u8>) -> bool {
+async fn apply(shared: &ServerState, args: &mut [Vec<u8>], output: &mut Vec<u8>) -> bool {
     let (connected, rejected) = shared.clients.counts();
     let ctx = Context {
         store: &shared.store,

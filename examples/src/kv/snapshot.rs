@@ -426,17 +426,13 @@ mod tests {
         let store = Arc::new(Store::new(16));
         for i in 0..500 {
             store.set(
-                format!("key:{i}").as_bytes().into(),
+                format!("key:{i}").as_bytes(),
                 format!("value-{i}").as_bytes().into(),
                 None,
             );
         }
-        store.set(
-            b"bin\0\r\n"[..].into(),
-            b"\xff\x00"[..].into(),
-            Some(10_000),
-        );
-        store.set(b"gone"[..].into(), b"x"[..].into(), Some(10));
+        store.set(b"bin\0\r\n", b"\xff\x00"[..].into(), Some(10_000));
+        store.set(b"gone", b"x"[..].into(), Some(10));
         store
     }
 

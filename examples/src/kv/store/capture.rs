@@ -95,9 +95,9 @@ impl Store {
     /// use safepoint_examples::kv::store::Store;
     ///
     /// let store = Arc::new(Store::new(4));
-    /// store.set(b"k"[..].into(), b"old"[..].into(), None);
+    /// store.set(b"k", b"old"[..].into(), None);
     /// let cut = store.capture(0);
-    /// store.set(b"k"[..].into(), b"new"[..].into(), None);
+    /// store.set(b"k", b"new"[..].into(), None);
     /// let entries = cut.entries().unwrap();
     /// assert_eq!(&*entries[0].1.data, b"old");
     /// assert_eq!(store.get(b"k", 0).unwrap(), b"new");

@@ -125,7 +125,7 @@ impl Store {
                 if expires_at_ms.is_some_and(|at| at <= now_ms) {
                     shard.remove(&key, h);
                 } else {
-                    shard.set(key, value, expires_at_ms, h);
+                    shard.set(&key, value, expires_at_ms, h);
                 }
             }
             Op::Del { key } => {
@@ -153,7 +153,7 @@ impl Store {
                 store
                     .shard(h)
                     .lock()
-                    .set(key, value.data, value.expires_at_ms, h);
+                    .set(&key, value.data, value.expires_at_ms, h);
             }
         }
         store
@@ -186,12 +186,13 @@ impl Store {
         self.read_live(key, now_ms, <[u8]>::to_vec)
     }
 
-    /// Sets `key` to `data`, replacing any value and expiry.
-    pub fn set(&self, key: Bytes, data: Bytes, expires_at_ms: Option<u64>) {
-        let h = hash(&key);
+    /// Sets `key` to `data`, replacing any value and expiry. The key is
+    /// copied only if it is new.
+    pub fn set(&self, key: &[u8], data: Bytes, expires_at_ms: Option<u64>) {
+        let h = hash(key);
         let mut shard = self.shard(h).lock();
         if let Some(log) = &self.log {
-            log.append(|out| record::encode_set(out, &key, &data, expires_at_ms));
+            log.append(|out| record::encode_set(out, key, &data, expires_at_ms));
         }
         shard.set(key, data, expires_at_ms, h);
     }
@@ -229,7 +230,7 @@ impl Store {
         if let Some(log) = &self.log {
             log.append(|out| record::encode_set(out, key, &data, expires_at_ms));
         }
-        shard.set(Bytes::from(key), data, expires_at_ms, h);
+        shard.set(key, data, expires_at_ms, h);
         Ok(next)
     }
 
@@ -290,7 +291,7 @@ mod tests {
     fn set_get_del_exists() {
         let store = Store::new(DEFAULT_SHARDS);
         assert_eq!(store.get(b"k", 0), None);
-        store.set(b("k"), b("v"), None);
+        store.set(&b("k"), b("v"), None);
         assert_eq!(store.get(b"k", 0), Some(b"v".to_vec()));
         assert!(store.exists(b"k", 0));
         assert_eq!(store.len(), 1);
@@ -303,12 +304,12 @@ mod tests {
     #[test]
     fn expiry_is_lazy() {
         let store = Store::new(4);
-        store.set(b("k"), b("v"), Some(1000));
+        store.set(&b("k"), b("v"), Some(1000));
         assert_eq!(store.get(b"k", 999), Some(b"v".to_vec()));
         assert_eq!(store.len(), 1);
         assert_eq!(store.get(b"k", 1000), None);
         assert_eq!(store.len(), 0, "expired key removed when touched");
-        store.set(b("k"), b("v"), Some(10));
+        store.set(&b("k"), b("v"), Some(10));
         assert!(
             !store.del(b"k", 20),
             "deleting an expired key deletes nothing live"
@@ -321,15 +322,15 @@ mod tests {
         assert_eq!(store.incr(b"n", 0), Ok(1));
         assert_eq!(store.incr(b"n", 0), Ok(2));
         assert_eq!(store.get(b"n", 0), Some(b"2".to_vec()));
-        store.set(b("s"), b("abc"), None);
+        store.set(&b("s"), b("abc"), None);
         assert_eq!(store.incr(b"s", 0), Err(IncrError::NotAnInteger));
-        store.set(b("m"), b(&i64::MAX.to_string()), None);
+        store.set(&b("m"), b(&i64::MAX.to_string()), None);
         assert_eq!(store.incr(b"m", 0), Err(IncrError::Overflow));
-        store.set(b("e"), b("41"), Some(500));
+        store.set(&b("e"), b("41"), Some(500));
         assert_eq!(store.incr(b"e", 100), Ok(42));
         assert_eq!(store.get(b"e", 499), Some(b"42".to_vec()));
         assert_eq!(store.get(b"e", 500), None, "INCR keeps the expiry");
-        store.set(b("x"), b("41"), Some(5));
+        store.set(&b("x"), b("41"), Some(5));
         assert_eq!(
             store.incr(b"x", 10),
             Ok(1),
@@ -355,24 +356,24 @@ mod tests {
     fn capture_is_the_cut_whatever_comes_after() {
         let store = Arc::new(Store::new(8));
         for i in 0..1000 {
-            store.set(b(&format!("k{i}")), b(&i.to_string()), None);
+            store.set(&b(&format!("k{i}")), b(&i.to_string()), None);
         }
         let want = sorted(store.capture(0).entries().unwrap());
         assert_eq!(want.len(), 1000);
         let cap = store.capture(0);
-        store.set(b("k1"), b("changed"), None);
-        store.set(b("new"), b("x"), None);
+        store.set(&b("k1"), b("changed"), None);
+        store.set(&b("new"), b("x"), None);
         store.del(b"k2", 0);
         store.incr(b"k3", 0).unwrap();
         // Enough inserts that a table not held still would grow.
         for i in 0..5000 {
-            store.set(b(&format!("more{i}")), b("y"), None);
+            store.set(&b(&format!("more{i}")), b("y"), None);
         }
         store.flush();
         assert_eq!(sorted(cap.entries().unwrap()), want);
         assert!(store.is_empty());
         // Changes after the cut show in the next one.
-        store.set(b("after"), b("1"), None);
+        store.set(&b("after"), b("1"), None);
         assert_eq!(
             sorted(store.capture(0).entries().unwrap()),
             vec![("after".to_string(), "1".to_string())]
@@ -383,7 +384,7 @@ mod tests {
     fn a_capture_read_out_while_writers_run_is_the_cut() {
         let store = Arc::new(Store::new(4));
         for i in 0..20_000 {
-            store.set(b(&format!("k{i}")), b("0"), None);
+            store.set(&b(&format!("k{i}")), b("0"), None);
         }
         let cap = store.capture(0);
         let writers: Vec<_> = (0..2)
@@ -392,7 +393,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for round in 1..=3 {
                         for i in (t..20_000).step_by(2) {
-                            store.set(b(&format!("k{i}")), b(&round.to_string()), None);
+                            store.set(&b(&format!("k{i}")), b(&round.to_string()), None);
                         }
                     }
                 })
@@ -413,9 +414,9 @@ mod tests {
     #[test]
     fn an_abandoned_capture_stops_the_hand_overs() {
         let store = Arc::new(Store::new(2));
-        store.set(b("a"), b("1"), None);
+        store.set(&b("a"), b("1"), None);
         drop(store.capture(0));
-        store.set(b("a"), b("2"), None);
+        store.set(&b("a"), b("2"), None);
         let entries = store.capture(0).entries().unwrap();
         assert_eq!(sorted(entries), vec![("a".to_string(), "2".to_string())]);
     }
@@ -423,10 +424,10 @@ mod tests {
     #[test]
     fn expired_entries_are_left_out_of_a_capture() {
         let store = Arc::new(Store::new(2));
-        store.set(b("old"), b("1"), Some(50));
-        store.set(b("live"), b("1"), Some(500));
+        store.set(&b("old"), b("1"), Some(50));
+        store.set(&b("live"), b("1"), Some(500));
         let cap = store.capture(100);
-        store.set(b("old"), b("2"), None);
+        store.set(&b("old"), b("2"), None);
         let keys: Vec<_> = sorted(cap.entries().unwrap())
             .into_iter()
             .map(|e| e.0)
@@ -458,7 +459,7 @@ mod tests {
     fn keys_spread_over_shards() {
         let store = Store::new(DEFAULT_SHARDS);
         for i in 0..10_000 {
-            store.set(b(&format!("key:{i}")), b("v"), None);
+            store.set(&b(&format!("key:{i}")), b("v"), None);
         }
         let sizes: Vec<usize> = store.shards.iter().map(|s| s.lock().len()).collect();
         // Every shard within a factor of two of the mean (the hash on

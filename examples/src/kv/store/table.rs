@@ -159,18 +159,18 @@ impl Table {
         }
     }
 
-    /// Inserts or replaces `key`.
-    pub(crate) fn set(&mut self, key: Box<[u8]>, data: Box<[u8]>, expiry: Option<u64>, hash: u64) {
+    /// Inserts or replaces `key` (copied only if new).
+    pub(crate) fn set(&mut self, key: &[u8], data: Box<[u8]>, expiry: Option<u64>, hash: u64) {
         let expires_at_ms = expiry.unwrap_or(NEVER);
         let bucket = self.bucket_mut(hash);
-        match bucket.iter_mut().find(|e| e.key == key) {
+        match bucket.iter_mut().find(|e| &*e.key == key) {
             Some(e) => {
                 e.data = data;
                 e.expires_at_ms = expires_at_ms;
             }
             None => {
                 bucket.push(Entry {
-                    key,
+                    key: key.into(),
                     data,
                     expires_at_ms,
                 });
