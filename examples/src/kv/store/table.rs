@@ -274,8 +274,11 @@ impl Table {
             return Err("a newer capture superseded this one".into());
         }
         let mut keys = 0;
-        let end = (*next + max).min(self.buckets.len());
-        for bucket in &mut self.buckets[*next..end] {
+        // A FLUSH meanwhile may have replaced the buckets with fewer (all
+        // stamped): `*next` can be past the end.
+        let start = (*next).min(self.buckets.len());
+        let end = (start + max).min(self.buckets.len());
+        for bucket in &mut self.buckets[start..end] {
             if bucket.version < epoch {
                 keys += serialise(&bucket.entries, self.capture_ms, out);
                 bucket.version = epoch;
@@ -318,4 +321,83 @@ fn serialise(entries: &[Entry], now_ms: u64, out: &mut Vec<u8>) -> u64 {
         n += 1;
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parking_lot::Mutex;
+
+    /// Counts what is handed over.
+    #[derive(Default)]
+    struct Count(Mutex<u64>);
+
+    impl HandOver for Count {
+        fn put(&self, _bytes: &[u8], keys: u64) {
+            *self.0.lock() += keys;
+        }
+    }
+
+    fn filled(n: usize) -> Table {
+        let mut t = Table::new();
+        for i in 0..n {
+            let key = format!("k{i}");
+            t.set(
+                key.as_bytes(),
+                b"v"[..].into(),
+                None,
+                super::super::hash(key.as_bytes()),
+            );
+        }
+        t
+    }
+
+    #[test]
+    fn a_flush_while_the_writer_is_halfway_keeps_the_cut() {
+        let mut t = filled(10_000);
+        let sink = Arc::new(Count::default());
+        t.begin_capture(1, 0);
+        t.install_sink(1, sink.clone()).unwrap();
+        let (mut next, mut out) = (0, Vec::new());
+        let (mut written, done) = t.take_for_capture(1, &mut next, 100, &mut out).unwrap();
+        assert!(!done && written > 0);
+        // The rest is handed over, and the table shrinks below `next`.
+        t.clear();
+        loop {
+            let (keys, done) = t.take_for_capture(1, &mut next, 100, &mut out).unwrap();
+            written += keys;
+            if done {
+                break;
+            }
+        }
+        assert_eq!(written + *sink.0.lock(), 10_000);
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn the_table_waits_to_grow_until_the_capture_is_done() {
+        let mut t = filled(100);
+        let buckets = t.buckets.len();
+        t.begin_capture(1, 0);
+        for i in 0..1000 {
+            let key = format!("new{i}");
+            t.set(
+                key.as_bytes(),
+                b"v"[..].into(),
+                None,
+                super::super::hash(key.as_bytes()),
+            );
+        }
+        assert_eq!(t.buckets.len(), buckets, "grew under a capture");
+        let (mut next, mut out) = (0, Vec::new());
+        t.install_sink(1, Arc::new(Count::default())).unwrap();
+        while !t.take_for_capture(1, &mut next, 1000, &mut out).unwrap().1 {}
+        t.set(
+            b"one more",
+            b"v"[..].into(),
+            None,
+            super::super::hash(b"one more"),
+        );
+        assert!(t.len() <= t.buckets.len() * LOAD, "caught up in one insert");
+    }
 }
