@@ -88,7 +88,9 @@ trap cleanup EXIT
 free_port() {
     local p
     for _ in $(seq 200); do
-        p=$((20000 + RANDOM % 30000))
+        # Below the ephemeral range (32768+ on Linux), where a load client's
+        # own connections could hold the port.
+        p=$((20000 + RANDOM % 12000))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
             echo "$p"
             return

@@ -214,7 +214,9 @@ fn a_torn_last_record_is_cut_with_a_message_and_older_corruption_refused() {
 #[test]
 fn each_checkpoint_truncates_the_log() {
     let dir = TempDir::new("aof-truncate");
-    let flags = ["--appendonly", "yes", "--checkpoint-every", "0"];
+    // `always`: the SIGKILL below must not take the last writes with it.
+    let flags = "--appendonly yes --appendfsync always --checkpoint-every 0";
+    let flags: Vec<&str> = flags.split(' ').collect();
     let mut server = Server::start(&dir.0, &flags);
     let mut client = server.client();
     set_keys(&mut client, "a:", 0..2000);
