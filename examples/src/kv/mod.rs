@@ -10,7 +10,7 @@
 //! - [`resp`]: replies on the wire (encoder; parser for the load clients).
 //! - [`limits`]: the open-file limit and `--maxclients`.
 //! - [`ratelog`]: log lines a client can flood, printed once a second.
-//! - [`store`]: the sharded, structurally shared key space.
+//! - [`store`]: the sharded key space, compact tables with versioned buckets.
 //! - [`commands`]: what each command does to the store.
 //! - [`snapshot`]: the `dump.kv` file format, durable writes, checked loads.
 //! - [`checkpoint`]: the task that stops the world, captures, and writes.
