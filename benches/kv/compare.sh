@@ -3,13 +3,19 @@
 #
 #  1. throughput: `redis-benchmark -t set,get -n N -P 16 -q` and `-P 1` against
 #     our server (periodic checkpoints off) and against redis-server (saving
-#     off), with the ratio ours/redis per command;
+#     off), with the ratio ours/redis per command, once per LOG_MODES entry:
+#     "off" (no append-only log), "everysec" / "always" (both servers with
+#     `--appendonly yes --appendfsync <mode>`);
 #  2. checkpoint pause: both servers filled with the same K keys (1 M, then
 #     5 M: SET key:<012 i> <VALUE_SIZE bytes>, loaded with `redis-cli --pipe`);
 #     ours takes SAVES checkpoints (SAVE) idle and then SAVES_LOADED while a
 #     redis-benchmark SET load runs over the same key space; the pause of each
 #     (stop request to release, from the server's log) against Redis's
-#     `latest_fork_usec` after each of FORKS BGSAVEs.
+#     `latest_fork_usec` after each of FORKS BGSAVEs, taken under the same SET
+#     load. Memory: steady RSS of each server once filled, and the peak
+#     during the loaded checkpoints (ours) / BGSAVEs (Redis: parent plus its
+#     fork child, counted as PSS so pages they share count once), sampled
+#     every 100 ms.
 #
 # Usage (from anywhere; it runs in the repo root):
 #   benches/kv/compare.sh                      # everything, ~8 minutes on 2 cores
@@ -27,6 +33,7 @@
 #              for its write, ~10 s at 5 M keys under load)
 #   FORKS      Redis BGSAVEs per key count (default 5)
 #   PARTS      "throughput pause" (default) or either one
+#   LOG_MODES  throughput runs: "off everysec" (default); add "always"
 #   CARGO_TARGET_DIR as usual (default: target)
 # Needs redis-server, redis-benchmark and redis-cli on PATH (Debian/Ubuntu:
 # apt-get install redis-server redis-tools); installs nothing itself.
@@ -44,6 +51,7 @@ SAVES="${SAVES:-20}"
 SAVES_LOADED="${SAVES_LOADED:-10}"
 FORKS="${FORKS:-5}"
 PARTS="${PARTS:-throughput pause}"
+LOG_MODES="${LOG_MODES:-off everysec}"
 WORKERS="${WORKERS:-}"
 
 missing=()
@@ -80,7 +88,9 @@ trap cleanup EXIT
 free_port() {
     local p
     for _ in $(seq 200); do
-        p=$((20000 + RANDOM % 30000))
+        # Below the ephemeral range (32768+ on Linux), where a load client's
+        # own connections could hold the port.
+        p=$((20000 + RANDOM % 12000))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
             echo "$p"
             return
@@ -115,13 +125,14 @@ start_ours() { # name extra-args...
     wait_ping "$OURS_PORT"
 }
 
-# Starts redis-server with saving off; sets REDIS_PORT, REDIS_PID.
-start_redis() { # name
+# Starts redis-server with saving off (extra args override); sets REDIS_PORT, REDIS_PID.
+start_redis() { # name extra-args...
     local dir="$tmp/$1"
+    shift
     mkdir -p "$dir"
     REDIS_PORT="$(free_port)"
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-        --dir "$dir" --daemonize no --logfile "$tmp/$1.log" &
+        --dir "$dir" --daemonize no --logfile "$dir.log" "$@" &
     REDIS_PID=$!
     pids+=("$REDIS_PID")
     wait_ping "$REDIS_PORT"
@@ -145,28 +156,37 @@ lookup() { # file cmd
 
 # ---------------------------------------------------------------- throughput
 if [[ " $PARTS " == *" throughput "* ]]; then
-    echo "=== throughput: redis-benchmark -t set,get -c $CLIENTS -q; -P 16 -n $N, -P 1 -n $N1 ===" >&2
-    start_ours tp --checkpoint-every 0
-    start_redis tp-redis
-    for p in 16 1; do
-        n="$N"
-        [[ "$p" == 1 ]] && n="$N1"
-        echo "ours  -P $p -n $n" >&2
-        bench "$OURS_PORT" "$p" "$n" >"$tmp/ours.P$p"
-        echo "redis -P $p -n $n" >&2
-        bench "$REDIS_PORT" "$p" "$n" >"$tmp/redis.P$p"
+    for mode in $LOG_MODES; do
+        case "$mode" in
+            off) log_args=() ;;
+            everysec | always | no) log_args=(--appendonly yes --appendfsync "$mode") ;;
+            *) echo "error: LOG_MODES: unknown mode '$mode'" >&2; exit 1 ;;
+        esac
+        echo "=== throughput, log $mode: redis-benchmark -t set,get -c $CLIENTS -q; -P 16 -n $N, -P 1 -n $N1 ===" >&2
+        start_ours "tp-$mode" --checkpoint-every 0 "${log_args[@]}"
+        start_redis "tp-redis-$mode" "${log_args[@]}"
+        for p in 16 1; do
+            n="$N"
+            [[ "$p" == 1 ]] && n="$N1"
+            echo "ours  -P $p -n $n" >&2
+            bench "$OURS_PORT" "$p" "$n" >"$tmp/ours.$mode.P$p"
+            echo "redis -P $p -n $n" >&2
+            bench "$REDIS_PORT" "$p" "$n" >"$tmp/redis.$mode.P$p"
+        done
+        stop "$OURS_PID"
+        stop "$REDIS_PID"
     done
-    stop "$OURS_PID"
-    stop "$REDIS_PID"
     echo
     echo "throughput (requests/s; $(nproc) CPUs; ours: safepoint-kv${WORKERS:+ --workers $WORKERS}, redis: $(redis-server --version | awk '{print $3}'))"
-    printf '%-12s %14s %14s %8s\n' test ours redis ours/redis
-    for p in 16 1; do
-        for cmd in SET GET; do
-            o="$(lookup "$tmp/ours.P$p" "$cmd")"
-            r="$(lookup "$tmp/redis.P$p" "$cmd")"
-            ratio="$(awk -v o="${o:-0}" -v r="${r:-0}" 'BEGIN { if (r > 0) printf "%.2f", o / r; else print "n/a" }')"
-            printf '%-12s %14s %14s %8s\n' "$cmd -P $p" "${o:-fail}" "${r:-fail}" "$ratio"
+    printf '%-10s %-12s %14s %14s %8s\n' log test ours redis ours/redis
+    for mode in $LOG_MODES; do
+        for p in 16 1; do
+            for cmd in SET GET; do
+                o="$(lookup "$tmp/ours.$mode.P$p" "$cmd")"
+                r="$(lookup "$tmp/redis.$mode.P$p" "$cmd")"
+                ratio="$(awk -v o="${o:-0}" -v r="${r:-0}" 'BEGIN { if (r > 0) printf "%.2f", o / r; else print "n/a" }')"
+                printf '%-10s %-12s %14s %14s %8s\n' "$mode" "$cmd -P $p" "${o:-fail}" "${r:-fail}" "$ratio"
+            done
         done
     done
     echo
@@ -201,6 +221,40 @@ quantiles() {
         print a[i50], a[i99], a[NR], NR }'
 }
 
+rss_mb() { # pid
+    awk '/^VmRSS/ { printf "%d", $2 / 1024 }' "/proc/$1/status"
+}
+
+# PSS (kB) of a process plus its children: a BGSAVE child shares its pages
+# with its parent copy-on-write, and PSS counts each shared page once in all.
+pss_kb() { # pid
+    local total=0 p v
+    for p in "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+        v="$(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null)"
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+# Writes the largest pss_kb of pid seen so far to file, every 100 ms, until killed.
+peak_sampler() { # pid file
+    local max=0 v
+    while true; do
+        v="$(pss_kb "$1")"
+        ((v > max)) && max="$v" && echo "$max" >"$2"
+        sleep 0.1
+    done
+}
+
+# Starts a redis-benchmark SET load over the first k keys; sets LOAD_PID.
+start_load() { # port keys
+    redis-benchmark -p "$1" -t set -r "$2" -d "$VALUE_SIZE" -n 1000000000 \
+        -P 16 -c "$CLIENTS" -q -l >/dev/null 2>&1 &
+    LOAD_PID=$!
+    pids+=("$LOAD_PID")
+    sleep 1
+}
+
 # Pauses (µs) from our log's checkpoint lines numbered in [first, last].
 pauses_from_log() { # log first last
     sed -nE 's/^checkpoint ([0-9]+): .*; time to stop ([0-9]+) µs, stopped ([0-9]+) µs \(capture\), pause ([0-9]+) µs.*/\1 \4/p' "$1" |
@@ -225,8 +279,8 @@ if [[ " $PARTS " == *" pause "* ]]; then
         have="$k"
         ours_keys="$(redis-cli -p "$OURS_PORT" DBSIZE)"
         redis_keys="$(redis-cli -p "$REDIS_PORT" DBSIZE)"
-        rss_kb="$(awk '/^VmRSS/ { print $2 }' "/proc/$OURS_PID/status")"
-        redis_mem="$(info_field "$REDIS_PORT" memory used_memory_rss_human)"
+        ours_rss="$(rss_mb "$OURS_PID")"
+        redis_rss="$(rss_mb "$REDIS_PID")"
 
         echo "ours: $SAVES SAVEs idle at $ours_keys keys..." >&2
         first=$((taken + 1))
@@ -238,21 +292,28 @@ if [[ " $PARTS " == *" pause "* ]]; then
         idle_stop="$(stops_from_log "$OURS_LOG" "$first" "$taken" | quantiles)"
 
         echo "ours: $SAVES_LOADED SAVEs under a SET -P 16 load over the key space..." >&2
-        redis-benchmark -p "$OURS_PORT" -t set -r "$k" -d "$VALUE_SIZE" -n 1000000000 \
-            -P 16 -c "$CLIENTS" -q -l >/dev/null 2>&1 &
-        load=$!
-        pids+=("$load")
-        sleep 1
+        start_load "$OURS_PORT" "$k"
+        echo 0 >"$tmp/ours.peak"
+        peak_sampler "$OURS_PID" "$tmp/ours.peak" &
+        sampler=$!
+        pids+=("$sampler")
         first=$((taken + 1))
         for _ in $(seq "$SAVES_LOADED"); do
             redis-cli -p "$OURS_PORT" SAVE >/dev/null
         done
         taken=$((taken + SAVES_LOADED))
-        stop "$load"
+        stop "$sampler"
+        stop "$LOAD_PID"
+        ours_peak=$(($(cat "$tmp/ours.peak") / 1024))
         loaded="$(pauses_from_log "$OURS_LOG" "$first" "$taken" | quantiles)"
         loaded_stop="$(stops_from_log "$OURS_LOG" "$first" "$taken" | quantiles)"
 
-        echo "redis: $FORKS BGSAVEs at $redis_keys keys..." >&2
+        echo "redis: $FORKS BGSAVEs at $redis_keys keys under the same SET load..." >&2
+        start_load "$REDIS_PORT" "$k"
+        echo 0 >"$tmp/redis.peak"
+        peak_sampler "$REDIS_PID" "$tmp/redis.peak" &
+        sampler=$!
+        pids+=("$sampler")
         forks=()
         for _ in $(seq "$FORKS"); do
             redis-cli -p "$REDIS_PORT" BGSAVE >/dev/null
@@ -261,8 +322,11 @@ if [[ " $PARTS " == *" pause "* ]]; then
             done
             forks+=("$(info_field "$REDIS_PORT" stats latest_fork_usec)")
         done
+        stop "$sampler"
+        stop "$LOAD_PID"
+        redis_peak=$(($(cat "$tmp/redis.peak") / 1024))
         fork="$(printf '%s\n' "${forks[@]}" | quantiles)"
-        results+=("$k|$ours_keys|$((rss_kb / 1024))M|$redis_keys|$redis_mem|$idle|$idle_stop|$loaded|$loaded_stop|$fork")
+        results+=("$k|$ours_keys|$ours_rss|$ours_peak|$redis_keys|$redis_rss|$redis_peak|$idle|$idle_stop|$loaded|$loaded_stop|$fork")
     done
     stop "$OURS_PID"
     stop "$REDIS_PID"
@@ -271,15 +335,26 @@ if [[ " $PARTS " == *" pause "* ]]; then
     echo "checkpoint pause, µs (ours: stop request to release, from the log; redis: latest_fork_usec per BGSAVE)"
     printf '%-9s %-22s %-24s %-22s %-24s %-22s %s\n' keys "ours idle p50/p99/max" "  time to stop p50/p99" \
         "ours loaded p50/p99/max" "  time to stop p50/p99" "redis fork p50/max" "memory ours/redis"
+    mem_rows=()
     for row in "${results[@]}"; do
-        IFS='|' read -r k ok orss rk rmem idle idle_stop loaded loaded_stop fork <<<"$row"
+        IFS='|' read -r k ok orss opeak rk rrss rpeak idle idle_stop loaded loaded_stop fork <<<"$row"
+        mem_rows+=("$(printf '%-9s %8s %8s %6s %10s %10s %6s %8s %8s' "$k" "$orss" "$rrss" \
+            "$(awk -v a="$orss" -v b="$rrss" 'BEGIN { printf "%.2f", a / b }')" "$opeak" "$rpeak" \
+            "$(awk -v a="$opeak" -v b="$rpeak" 'BEGIN { printf "%.2f", a / b }')" \
+            "$(awk -v a="$opeak" -v b="$orss" 'BEGIN { printf "%.2f", a / b }')" \
+            "$(awk -v a="$rpeak" -v b="$rrss" 'BEGIN { printf "%.2f", a / b }')")")
         read -r i50 i99 imax icount <<<"$idle"
         read -r is50 is99 _ _ <<<"$idle_stop"
         read -r l50 l99 lmax lcount <<<"$loaded"
         read -r ls50 ls99 _ _ <<<"$loaded_stop"
         read -r f50 _ fmax fcount <<<"$fork"
         printf '%-9s %-22s %-24s %-22s %-24s %-22s %s\n' "$k" "$i50/$i99/$imax (n=$icount)" "  $is50/$is99" \
-            "$l50/$l99/$lmax (n=$lcount)" "  $ls50/$ls99" "$f50/$fmax (n=$fcount)" "RSS $orss / $rmem"
+            "$l50/$l99/$lmax (n=$lcount)" "  $ls50/$ls99" "$f50/$fmax (n=$fcount)" "RSS ${orss}M / ${rrss}M"
         [[ "$ok" == "$k" && "$rk" == "$k" ]] || echo "  warning: DBSIZE ours $ok, redis $rk, expected $k"
     done
+    echo
+    echo "memory, MB (steady: RSS once filled; peak: PSS under the SET load during the checkpoints / BGSAVEs, parent + fork child)"
+    printf '%-9s %8s %8s %6s %10s %10s %6s %8s %8s\n' keys ours redis ratio "ours peak" "redis peak" ratio \
+        "ours p/s" "redis p/s"
+    printf '%s\n' "${mem_rows[@]}"
 fi

@@ -3,250 +3,19 @@
 //! `listening on` line) with its own data directory, and talks RESP over a
 //! plain `std::net::TcpStream` the way a real client does.
 
+mod kv_common;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::io::Write;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use safepoint_examples::kv::snapshot;
 
-const BIN: &str = env!("CARGO_BIN_EXE_safepoint-kv");
-const WAIT: Duration = Duration::from_secs(30);
-
-/// A data directory removed at the end of the test.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("safepoint-kv-test-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn dump(&self) -> PathBuf {
-        self.0.join("dump.kv")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A running server process; killed if the test ends without stopping it.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Server {
-    fn start(dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["--port", "0", "--workers", "2", "--dir"])
-            .arg(dir)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start safepoint-kv");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                eprintln!("[server] {line}");
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut server = Server {
-            child,
-            addr: "0.0.0.0:0".parse().unwrap(),
-            lines,
-        };
-        let line = server.wait_for_line(|l| l.starts_with("listening on "));
-        server.addr = line["listening on ".len()..]
-            .trim()
-            .parse()
-            .expect("address");
-        server
-    }
-
-    /// Waits for a stdout line matching `want`, skipping others.
-    fn wait_for_line(&mut self, want: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if want(&line) => return line,
-                Ok(_) => {}
-                Err(e) => panic!("server printed no expected line: {e}"),
-            }
-        }
-    }
-
-    fn client(&self) -> Client {
-        Client::connect(self.addr)
-    }
-
-    fn signal(&self, signal: i32) {
-        // SAFETY: kill(2) on our own child's pid has no memory effects.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
-        assert_eq!(rc, 0, "kill failed");
-    }
-
-    fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "server did not exit");
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A RESP reply, read independently of the server's own parser.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Reply {
-    Simple(String),
-    Error(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Vec<Reply>),
-}
-
-struct Client {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(WAIT)).unwrap();
-        stream.set_nodelay(true).unwrap();
-        Client {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
-        }
-    }
-
-    fn send(&mut self, commands: &[Vec<&[u8]>]) {
-        let mut out = Vec::new();
-        for args in commands {
-            out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-            for arg in args {
-                out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-                out.extend_from_slice(arg);
-                out.extend_from_slice(b"\r\n");
-            }
-        }
-        self.writer.write_all(&out).unwrap();
-    }
-
-    fn call(&mut self, args: &[&[u8]]) -> Reply {
-        self.send(&[args.to_vec()]);
-        self.read()
-    }
-
-    fn read(&mut self) -> Reply {
-        let mut line = String::new();
-        let n = self.reader.read_line(&mut line).expect("read reply");
-        assert!(n > 0, "connection closed");
-        let line = line.strip_suffix("\r\n").expect("CRLF");
-        let (kind, rest) = line.split_at(1);
-        match kind {
-            "+" => Reply::Simple(rest.into()),
-            "-" => Reply::Error(rest.into()),
-            ":" => Reply::Int(rest.parse().unwrap()),
-            "$" => {
-                let len: i64 = rest.parse().unwrap();
-                if len < 0 {
-                    return Reply::Bulk(None);
-                }
-                let mut data = vec![0; len as usize + 2];
-                self.reader.read_exact(&mut data).unwrap();
-                assert_eq!(&data[len as usize..], b"\r\n");
-                data.truncate(len as usize);
-                Reply::Bulk(Some(data))
-            }
-            "*" => {
-                let len: usize = rest.parse().unwrap();
-                Reply::Array((0..len).map(|_| self.read()).collect())
-            }
-            other => panic!("unknown reply type {other:?}"),
-        }
-    }
-
-    /// True once the server has closed the connection.
-    fn is_closed(&mut self) -> bool {
-        let mut byte = [0u8; 1];
-        matches!(self.reader.read(&mut byte), Ok(0) | Err(_))
-    }
-}
-
-fn ok() -> Reply {
-    Reply::Simple("OK".into())
-}
-
-fn bulk(s: &str) -> Reply {
-    Reply::Bulk(Some(s.as_bytes().to_vec()))
-}
-
-/// SETs `key:{i}` = `value:{i}` for `range`, pipelined, every reply checked.
-fn set_keys(client: &mut Client, prefix: &str, range: std::ops::Range<usize>) {
-    let keys: Vec<usize> = range.collect();
-    for batch in keys.chunks(100) {
-        let owned: Vec<(String, String)> = batch
-            .iter()
-            .map(|i| (format!("{prefix}{i}"), format!("value:{i}")))
-            .collect();
-        let cmds: Vec<Vec<&[u8]>> = owned
-            .iter()
-            .map(|(k, v)| vec![&b"SET"[..], k.as_bytes(), v.as_bytes()])
-            .collect();
-        client.send(&cmds);
-        for _ in batch {
-            assert_eq!(client.read(), ok());
-        }
-    }
-}
-
-/// GETs every `{prefix}{i}` and checks its value.
-fn check_keys(client: &mut Client, prefix: &str, range: std::ops::Range<usize>) {
-    let keys: Vec<usize> = range.collect();
-    for batch in keys.chunks(100) {
-        let owned: Vec<String> = batch.iter().map(|i| format!("{prefix}{i}")).collect();
-        let cmds: Vec<Vec<&[u8]>> = owned
-            .iter()
-            .map(|k| vec![&b"GET"[..], k.as_bytes()])
-            .collect();
-        client.send(&cmds);
-        for i in batch {
-            assert_eq!(client.read(), bulk(&format!("value:{i}")), "{prefix}{i}");
-        }
-    }
-}
+use kv_common::*;
 
 #[test]
 fn sigterm_saves_every_acknowledged_set() {
@@ -374,7 +143,7 @@ fn malformed_resp_closes_only_that_connection() {
     let mut bad = server.client();
     bad.writer.write_all(b"*1\r\n$x\r\n").unwrap();
     match bad.read() {
-        Reply::Error(msg) => assert!(msg.starts_with("Protocol error"), "{msg}"),
+        Reply::Error(msg) => assert!(msg.starts_with("ERR Protocol error"), "{msg}"),
         other => panic!("expected a protocol error, got {other:?}"),
     }
     assert!(bad.is_closed());
@@ -499,14 +268,8 @@ fn info_reports_checkpoints() {
         panic!("INFO is a bulk string")
     };
     let info = String::from_utf8(info).unwrap();
-    let field = |name: &str| -> u64 {
-        info.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}:")))
-            .unwrap_or_else(|| panic!("{name} missing from {info}"))
-            .trim()
-            .parse()
-            .unwrap()
-    };
+    assert!(info.starts_with("# Persistence"), "{info}");
+    let mut field = |name: &str| client.info_field("persistence", name);
     assert_eq!(field("keys"), 1);
     assert_eq!(field("checkpoints_taken"), 1);
     assert!(field("rdb_last_save_time") > 1_600_000_000);

@@ -1,12 +1,16 @@
 //! The checkpoint controller: one task that takes every checkpoint, periodically
 //! and on request (SAVE, shutdown).
 //!
-//! A checkpoint stops the world, clones the store's shards (O(shards), see
+//! A checkpoint stops the world, captures the store (O(shards), see
 //! [`Store::capture`]), resumes the world, and only then serialises and writes
-//! the clones on the blocking pool. Because every connection task calls
+//! the capture on the blocking pool. Because every connection task calls
 //! `safepoint().await` only between commands, the stopped world holds no
 //! half-applied command: the capture is a consistent cut of acknowledged and
 //! in-flight-but-whole commands.
+//!
+//! With the append-only log on, the stop is also the log's cut: a new log
+//! generation starts there, the snapshot records it, and once the snapshot
+//! is on disk the older generations are deleted (see [`crate::kv::aof`]).
 //!
 //! Why it is shaped so: one task owns the stop, so checkpoints never overlap and
 //! requests that arrive while one is being taken share the next one; the pause
@@ -35,12 +39,15 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts the controller task on the current runtime.
+    /// Starts the controller task on the current runtime. Without a log on
+    /// `store`, snapshots record `log_gen` (so log files left from a run with
+    /// the log on are known to be older than them).
     pub fn start(
         store: Arc<Store>,
         stats: Arc<CheckpointStats>,
         dir: PathBuf,
         every: Option<Duration>,
+        log_gen: u64,
     ) -> Checkpointer {
         let (requests, inbox) = mpsc::unbounded();
         let controller = Controller {
@@ -49,6 +56,7 @@ impl Checkpointer {
             dir,
             taken: AtomicU64::new(0),
             handle: safepoint::Handle::current(),
+            log_gen,
         };
         safepoint::spawn(controller.run(inbox, every));
         Checkpointer { requests }
@@ -73,6 +81,7 @@ struct Controller {
     dir: PathBuf,
     taken: AtomicU64,
     handle: safepoint::Handle,
+    log_gen: u64,
 }
 
 impl Controller {
@@ -117,7 +126,9 @@ impl Controller {
         let world = self.handle.stop_the_world().await;
         let time_to_stop = world.report().time_to_stop;
         let capture_started = Instant::now();
-        let shards = self.store.capture();
+        let saved_at_ms = now_ms();
+        let capture = self.store.capture(saved_at_ms);
+        let log_gen = self.store.log().map_or(self.log_gen, |log| log.cut());
         let stopped = capture_started.elapsed();
         // The pause is request to release. `resume` then queues the held
         // tasks, all of them before it wakes any worker; the worker it wakes
@@ -130,7 +141,6 @@ impl Controller {
         self.stats.record_pause(time_to_stop, pause);
 
         let dir = self.dir.clone();
-        let saved_at_ms = now_ms();
         let write_started = Instant::now();
         let written = safepoint::spawn_blocking(move || {
             // The write takes a core for a second or more at millions of
@@ -138,14 +148,16 @@ impl Controller {
             // preempting them, which on a small machine is what stretches
             // the next stop.
             let _background = BackgroundPriority::enter();
-            // Frees the captured version shard by shard as it goes.
-            snapshot::write(&dir, shards, saved_at_ms)
+            snapshot::write(&dir, capture, log_gen)
         })
         .await;
         let write = write_started.elapsed();
         let n = self.taken.fetch_add(1, Ordering::Relaxed) + 1;
         match written {
             Ok(Ok(written)) => {
+                if let Some(log) = self.store.log() {
+                    log.snapshot_durable(log_gen);
+                }
                 self.stats.record_success(CheckpointRecord {
                     keys: written.keys,
                     time_to_stop,

@@ -33,6 +33,40 @@ pub struct Context<'a> {
     pub checkpoints: &'a CheckpointStats,
     /// Facts about the server, for INFO.
     pub server: &'a ServerFacts,
+    /// Whether writes are refused (`MISCONF`): the last checkpoint failed and
+    /// `--stop-writes-on-checkpoint-error` is on.
+    pub refuse_writes: bool,
+    /// Client figures, for INFO.
+    pub clients: ClientCounts,
+}
+
+/// Client figures for INFO's clients section.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientCounts {
+    /// Clients connected now.
+    pub connected: usize,
+    /// Clients refused since start (`rejected_connections`).
+    pub rejected: u64,
+    /// The cap (`maxclients`).
+    pub max: usize,
+}
+
+/// What a write gets while the last checkpoint failed (Redis's wording, with
+/// checkpoints for RDB snapshots).
+pub const MISCONF: &str = "MISCONF Errors writing to disk (the last checkpoint, or the \
+    append-only log); commands that may modify the data set are disabled until a write \
+    succeeds. Check the server log for the error";
+
+/// Longest part of an unknown command's name echoed back (Redis: 128).
+const ECHOED_NAME: usize = 128;
+
+/// Whether a command (its name in any case) changes the key space, and so
+/// is refused under `MISCONF` and, with `appendfsync always`, waits for the
+/// log before its reply goes out.
+pub fn is_write(name: &[u8]) -> bool {
+    [&b"SET"[..], b"DEL", b"INCR", b"FLUSHALL", b"FLUSHDB"]
+        .iter()
+        .any(|w| name.eq_ignore_ascii_case(w))
 }
 
 /// Fixed facts about the running server, for INFO.
@@ -51,8 +85,11 @@ pub struct ServerFacts {
 }
 
 /// Runs one non-empty command.
-pub fn execute(ctx: &Context<'_>, args: &[Vec<u8>]) -> Action {
-    let Some((name, rest)) = args.split_first() else {
+///
+/// Takes `args` mutably so SET can move its value into the store rather
+/// than copy it; what it leaves in `args` is unspecified.
+pub fn execute(ctx: &Context<'_>, args: &mut [Vec<u8>]) -> Action {
+    let Some((name, rest)) = args.split_first_mut() else {
         return Action::Reply(Reply::err("empty command"));
     };
     let upper = name.to_ascii_uppercase();
@@ -63,6 +100,9 @@ pub fn execute(ctx: &Context<'_>, args: &[Vec<u8>]) -> Action {
         b"SAVE" if rest.is_empty() => return Action::Save,
         b"QUIT" => return Action::Quit,
         _ => {}
+    }
+    if ctx.refuse_writes && is_write(&upper) {
+        return Action::Reply(Reply::Error(MISCONF.into()));
     }
     let now = now_ms();
     let reply = (|| -> Result<Reply, Reply> {
@@ -79,18 +119,16 @@ pub fn execute(ctx: &Context<'_>, args: &[Vec<u8>]) -> Action {
             b"GET" => {
                 arity(rest.len() == 1)?;
                 match ctx.store.get(&rest[0], now) {
-                    Some(v) => Reply::Bulk(v.to_vec()),
+                    Some(v) => Reply::Bulk(v),
                     None => Reply::Null,
                 }
             }
             b"SET" => {
                 arity(rest.len() >= 2)?;
                 let expires = set_expiry(&rest[2..], now)?;
-                ctx.store.set(
-                    Bytes::from(&rest[0][..]),
-                    Bytes::from(&rest[1][..]),
-                    expires,
-                );
+                // The parser sized the value exactly: no reallocation here.
+                let value = Bytes::from(std::mem::take(&mut rest[1]));
+                ctx.store.set(&rest[0], value, expires);
                 Reply::ok()
             }
             b"DEL" => {
@@ -136,7 +174,7 @@ pub fn execute(ctx: &Context<'_>, args: &[Vec<u8>]) -> Action {
             b"COMMAND" => Reply::Array(Vec::new()),
             _ => Reply::err(format!(
                 "unknown command '{}'",
-                String::from_utf8_lossy(name)
+                String::from_utf8_lossy(&name[..name.len().min(ECHOED_NAME)])
             )),
         })
     })();
@@ -145,21 +183,24 @@ pub fn execute(ctx: &Context<'_>, args: &[Vec<u8>]) -> Action {
     }
 }
 
-/// Parses SET's options (`EX seconds` or `PX milliseconds`) into an expiry time.
+/// Parses SET's options (`EX seconds` or `PX milliseconds`) into an expiry
+/// time. As in Redis, the time must fit a signed 64-bit count of ms since the
+/// epoch, so `PX 9223372036854775807` is refused rather than wrapped.
 fn set_expiry(options: &[Vec<u8>], now: u64) -> Result<Option<u64>, Reply> {
     match options {
         [] => Ok(None),
         [unit, amount] => {
-            let scale = match unit.to_ascii_uppercase().as_slice() {
+            let scale: i64 = match unit.to_ascii_uppercase().as_slice() {
                 b"EX" => 1000,
                 b"PX" => 1,
                 _ => return Err(Reply::err("syntax error")),
             };
+            let now = i64::try_from(now).unwrap_or(i64::MAX);
             match parse_int(amount) {
-                Some(n) if n > 0 => (n as u64)
+                Some(n) if n > 0 => n
                     .checked_mul(scale)
                     .and_then(|ms| now.checked_add(ms))
-                    .map(Some)
+                    .map(|at| Some(at as u64))
                     .ok_or_else(|| Reply::err("invalid expire time in 'set' command")),
                 Some(_) => Err(Reply::err("invalid expire time in 'set' command")),
                 None => Err(Reply::err("value is not an integer or out of range")),
@@ -191,6 +232,14 @@ fn info(ctx: &Context<'_>, section: Option<&str>) -> String {
         out.push_str(&format!("worker_threads:{}\r\n", s.workers));
         out.push_str("\r\n");
     }
+    if want("clients") {
+        let c = ctx.clients;
+        out.push_str("# Clients\r\n");
+        out.push_str(&format!("connected_clients:{}\r\n", c.connected));
+        out.push_str(&format!("maxclients:{}\r\n", c.max));
+        out.push_str(&format!("rejected_connections:{}\r\n", c.rejected));
+        out.push_str("\r\n");
+    }
     if want("persistence") {
         let c = ctx.checkpoints.summary();
         let last = c.last;
@@ -210,6 +259,18 @@ fn info(ctx: &Context<'_>, section: Option<&str>) -> String {
             if c.last_failed { "err" } else { "ok" }
         ));
         out.push_str(&format!("rdb_saves:{}\r\n", c.taken));
+        let log = ctx.store.log();
+        out.push_str(&format!("aof_enabled:{}\r\n", u8::from(log.is_some())));
+        if let Some(log) = log {
+            out.push_str(&format!("aof_fsync:{}\r\n", log.fsync().name()));
+            out.push_str(&format!(
+                "aof_last_write_status:{}\r\n",
+                if log.failed() { "err" } else { "ok" }
+            ));
+            let (appends, fsyncs) = log.counts();
+            out.push_str(&format!("aof_appends:{appends}\r\n"));
+            out.push_str(&format!("aof_fsyncs:{fsyncs}\r\n"));
+        }
         out.push_str(&format!("checkpoints_taken:{}\r\n", c.taken));
         out.push_str(&format!("checkpoints_failed:{}\r\n", c.failed));
         out.push_str(&format!(
@@ -250,6 +311,7 @@ mod tests {
         store: Store,
         checkpoints: CheckpointStats,
         server: ServerFacts,
+        refuse_writes: bool,
     }
 
     impl Fixture {
@@ -264,6 +326,7 @@ mod tests {
                     checkpoint_every: Some(Duration::from_secs(1)),
                     dir: "./data".into(),
                 },
+                refuse_writes: false,
             }
         }
 
@@ -272,9 +335,11 @@ mod tests {
                 store: &self.store,
                 checkpoints: &self.checkpoints,
                 server: &self.server,
+                refuse_writes: self.refuse_writes,
+                clients: ClientCounts::default(),
             };
-            let args: Vec<Vec<u8>> = words.iter().map(|w| w.as_bytes().to_vec()).collect();
-            execute(&ctx, &args)
+            let mut args: Vec<Vec<u8>> = words.iter().map(|w| w.as_bytes().to_vec()).collect();
+            execute(&ctx, &mut args)
         }
 
         fn reply(&self, words: &[&str]) -> Reply {
@@ -339,6 +404,42 @@ mod tests {
             f.reply(&["SET", "a", "1", "KEEP", "5"]),
             Reply::err("syntax error")
         );
+        for too_far in [
+            &["PX", "9223372036854775807"][..],
+            &["EX", "9223372036854775"],
+            &["EX", "9223372036854775807"],
+        ] {
+            let mut words = vec!["SET", "a", "1"];
+            words.extend_from_slice(too_far);
+            assert_eq!(
+                f.reply(&words),
+                Reply::err("invalid expire time in 'set' command"),
+                "{too_far:?}"
+            );
+        }
+        assert_eq!(
+            f.reply(&["SET", "a", "1", "EX", "010"]),
+            Reply::err("value is not an integer or out of range")
+        );
+    }
+
+    #[test]
+    fn misconf_refuses_writes_only() {
+        let mut f = Fixture::new();
+        f.reply(&["SET", "a", "1"]);
+        f.refuse_writes = true;
+        for write in [
+            &["SET", "a", "2"][..],
+            &["del", "a"],
+            &["INCR", "n"],
+            &["FLUSHALL"],
+            &["FLUSHDB"],
+        ] {
+            assert_eq!(f.reply(write), Reply::Error(MISCONF.into()), "{write:?}");
+        }
+        assert_eq!(f.reply(&["GET", "a"]), bulk("1"));
+        assert_eq!(f.reply(&["DBSIZE"]), Reply::Integer(1));
+        assert_eq!(f.run(&["SAVE"]), Action::Save);
     }
 
     #[test]
@@ -347,6 +448,11 @@ mod tests {
         assert_eq!(
             f.reply(&["FROB", "x"]),
             Reply::err("unknown command 'FROB'")
+        );
+        let long = "X".repeat(10_000);
+        assert_eq!(
+            f.reply(&[&long]),
+            Reply::err(format!("unknown command '{}'", &long[..128]))
         );
         assert_eq!(
             f.reply(&["GET"]),
@@ -374,6 +480,8 @@ mod tests {
             "# Server",
             "tcp_port:6380",
             "# Persistence",
+            "# Clients",
+            "maxclients:0",
             "keys:1",
             "rdb_last_save_time:0",
             "checkpoints_taken:0",

@@ -11,6 +11,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::kv::aof::Fsync;
+
 /// Usage text printed by `--help` and after a flag error.
 pub const USAGE: &str = "\
 usage: safepoint-kv [OPTIONS]
@@ -29,6 +31,24 @@ options:
                               seconds, print the figures and exit
   --clients N                 load clients in demo mode (default 50)
   --ignore-corrupt-snapshot   start empty when dump.kv is corrupt or truncated
+  --maxclients N              most clients connected at once; extras get
+                              '-ERR max number of clients reached' (default
+                              10000, lowered to fit the open file limit,
+                              which is raised at start when allowed)
+  --client-query-buffer-limit BYTES
+                              largest request accepted, e.g. 64mb (default 1gb)
+  --client-output-buffer-limit BYTES
+                              close a client whose pending replies pass this,
+                              e.g. 256mb; 0 means no limit (default 0)
+  --appendonly yes|no         log every write to appendonly-<gen>.kv in DIR,
+                              replayed at start after dump.kv (default no)
+  --appendfsync always|everysec|no
+                              when the log is fsynced: before replying
+                              (always), once a second, or by the OS
+                              (default everysec)
+  --stop-writes-on-checkpoint-error yes|no
+                              refuse writes with -MISCONF while the last
+                              checkpoint failed (default yes)
   --help                      print this help
 ";
 
@@ -51,6 +71,20 @@ pub struct Config {
     pub clients: usize,
     /// Start empty instead of refusing a corrupt snapshot.
     pub ignore_corrupt_snapshot: bool,
+    /// Most clients at once, as asked; `None` takes the default (lowered to
+    /// fit the open file limit either way, see [`crate::kv::limits`]).
+    pub max_clients: Option<usize>,
+    /// Largest request accepted, in bytes.
+    pub max_request: usize,
+    /// Pending reply bytes past which a client is closed; 0: no limit.
+    pub output_limit: usize,
+    /// Refuse writes while the last checkpoint failed (Redis's
+    /// `stop-writes-on-bgsave-error`).
+    pub stop_writes_on_checkpoint_error: bool,
+    /// Keep the append-only log.
+    pub appendonly: bool,
+    /// When the log is fsynced.
+    pub appendfsync: Fsync,
 }
 
 impl Default for Config {
@@ -64,6 +98,12 @@ impl Default for Config {
             duration: None,
             clients: 50,
             ignore_corrupt_snapshot: false,
+            max_clients: None,
+            max_request: crate::kv::request::DEFAULT_MAX_REQUEST,
+            output_limit: 0,
+            stop_writes_on_checkpoint_error: true,
+            appendonly: false,
+            appendfsync: Fsync::EverySec,
         }
     }
 }
@@ -151,6 +191,32 @@ where
                 }
                 config.duration = Some(secs);
             }
+            "--maxclients" => config.max_clients = Some(positive(&flag, &value()?)?),
+            "--client-query-buffer-limit" => {
+                let v = value()?;
+                config.max_request = match byte_size(&v) {
+                    Some(n) if n > 0 => n,
+                    _ => return Err(bad(&flag, &v, "a size in bytes such as 1gb or 65536")),
+                };
+            }
+            "--client-output-buffer-limit" => {
+                let v = value()?;
+                config.output_limit = byte_size(&v)
+                    .ok_or_else(|| bad(&flag, &v, "a size in bytes such as 256mb, or 0"))?;
+            }
+            "--appendonly" => config.appendonly = yes_no(&flag, &value()?)?,
+            "--appendfsync" => {
+                let v = value()?;
+                config.appendfsync = match v.as_str() {
+                    "always" => Fsync::Always,
+                    "everysec" => Fsync::EverySec,
+                    "no" => Fsync::No,
+                    _ => return Err(bad(&flag, &v, "always, everysec or no")),
+                };
+            }
+            "--stop-writes-on-checkpoint-error" => {
+                config.stop_writes_on_checkpoint_error = yes_no(&flag, &value()?)?
+            }
             other if other.starts_with('-') => {
                 return Err(ConfigError(format!("unknown flag {other}")))
             }
@@ -170,6 +236,32 @@ fn positive(flag: &str, value: &str) -> Result<usize, ConfigError> {
     match value.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(bad(flag, value, "a whole number greater than 0")),
+    }
+}
+
+/// A byte count with an optional unit, as Redis writes them: `b`, `k`/`kb`,
+/// `m`/`mb`, `g`/`gb` (powers of 1024), case-insensitive.
+fn byte_size(value: &str) -> Option<usize> {
+    let lower = value.to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(split);
+    let scale: usize = match unit {
+        "" | "b" => 1,
+        "k" | "kb" => 1 << 10,
+        "m" | "mb" => 1 << 20,
+        "g" | "gb" => 1 << 30,
+        _ => return None,
+    };
+    digits.parse::<usize>().ok()?.checked_mul(scale)
+}
+
+fn yes_no(flag: &str, value: &str) -> Result<bool, ConfigError> {
+    match value {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(bad(flag, value, "yes or no")),
     }
 }
 
@@ -210,6 +302,12 @@ mod tests {
         assert_eq!(c.duration, None);
         assert_eq!(c.clients, 50);
         assert!(!c.ignore_corrupt_snapshot);
+        assert_eq!(c.max_clients, None);
+        assert_eq!(c.max_request, 1 << 30);
+        assert_eq!(c.output_limit, 0);
+        assert!(c.stop_writes_on_checkpoint_error);
+        assert!(!c.appendonly);
+        assert_eq!(c.appendfsync, Fsync::EverySec);
     }
 
     #[test]
@@ -228,6 +326,16 @@ mod tests {
             "--clients",
             "8",
             "--ignore-corrupt-snapshot",
+            "--maxclients",
+            "7",
+            "--client-query-buffer-limit=64MB",
+            "--client-output-buffer-limit",
+            "1k",
+            "--stop-writes-on-checkpoint-error",
+            "no",
+            "--appendonly",
+            "yes",
+            "--appendfsync=always",
         ]);
         assert_eq!(c.port, 0);
         assert_eq!(c.bind.to_string(), "::1");
@@ -237,7 +345,18 @@ mod tests {
         assert_eq!(c.duration, Some(Duration::from_secs(10)));
         assert_eq!(c.clients, 8);
         assert!(c.ignore_corrupt_snapshot);
+        assert_eq!(c.max_clients, Some(7));
+        assert_eq!(c.max_request, 64 << 20);
+        assert_eq!(c.output_limit, 1024);
+        assert!(!c.stop_writes_on_checkpoint_error);
+        assert!(c.appendonly);
+        assert_eq!(c.appendfsync, Fsync::Always);
+        assert_eq!(run(&["--appendfsync", "no"]).appendfsync, Fsync::No);
         assert_eq!(run(&["--checkpoint-every", "0"]).checkpoint_every, None);
+        assert_eq!(
+            run(&["--client-query-buffer-limit", "123"]).max_request,
+            123
+        );
     }
 
     #[test]
@@ -259,6 +378,16 @@ mod tests {
         assert!(error(&["--checkpoint-every", "nan"]).starts_with("--checkpoint-every"));
         assert!(error(&["--duration", "0"]).contains("greater than 0"));
         assert_eq!(error(&["--port"]), "--port needs a value");
+        assert!(error(&["--maxclients", "0"]).contains("greater than 0"));
+        assert!(error(&["--client-query-buffer-limit", "0"]).contains("a size in bytes"));
+        assert!(error(&["--client-query-buffer-limit", "1tb"]).contains("a size in bytes"));
+        assert!(error(&["--client-output-buffer-limit", "-1"]).contains("a size in bytes"));
+        assert!(error(&["--appendfsync", "sometimes"]).contains("always, everysec or no"));
+        assert!(error(&["--appendonly", "1"]).contains("yes or no"));
+        assert_eq!(
+            error(&["--stop-writes-on-checkpoint-error", "maybe"]),
+            "--stop-writes-on-checkpoint-error: invalid value 'maybe': expected yes or no"
+        );
         assert_eq!(error(&["--verbose"]), "unknown flag --verbose");
         assert_eq!(error(&["extra"]), "unexpected argument 'extra'");
         assert_eq!(

@@ -5,8 +5,12 @@
 //! `cargo run --release --example kv -- --duration 10` for the built-in load demo.
 //!
 //! - [`config`]: command-line flags.
-//! - [`resp`]: the wire protocol (request parser, reply encoder).
-//! - [`store`]: the sharded, structurally shared key space.
+//! - [`aof`]: the append-only log (`--appendonly`), its group commit and replay.
+//! - [`request`]: the incremental request parser (RESP2 and inline).
+//! - [`resp`]: replies on the wire (encoder; parser for the load clients).
+//! - [`limits`]: the open-file limit and `--maxclients`.
+//! - [`ratelog`]: log lines a client can flood, printed once a second.
+//! - [`store`]: the sharded key space, compact tables with versioned buckets.
 //! - [`commands`]: what each command does to the store.
 //! - [`snapshot`]: the `dump.kv` file format, durable writes, checked loads.
 //! - [`checkpoint`]: the task that stops the world, captures, and writes.
@@ -19,11 +23,12 @@
 //!
 //! The server binary and the `kv` example use mimalloc as the global
 //! allocator (Redis, likewise, ships with jemalloc). What a checkpoint
-//! frees is the crux: the snapshot writer drops the captured version, whose
+//! frees was the crux with the store before the current one, built on
+//! persistent maps: the snapshot writer dropped the captured version, whose
 //! nodes the workers allocated (the old copies of every path a `SET`
 //! replaced since the capture).
 //!
-//! - With glibc's malloc those frees go through the workers' arena lock,
+//! - With glibc's malloc those frees went through the workers' arena lock,
 //!   and the (niced, often descheduled) writer held it while a worker
 //!   mid-`SET` waited: under a saturating `SET` load at 5 M keys a stop took
 //!   up to 190 ms, and the laggard report showed a worker inside one poll
@@ -32,16 +37,23 @@
 //!   thread sorts them out later, inside one of its own allocations: freed
 //!   all at once after the write, they still stalled workers for 3-24 ms
 //!   (perf: all of it in `_mi_page_free_collect`), 7 of 30 stops over 1 ms.
-//! - So [`snapshot::write`] also drops each shard as soon as it is written,
-//!   spreading the frees over the whole write: in the same test (1 M keys,
-//!   back-to-back `SAVE`s under load) 120 of 120 stops took under 0.7 ms,
-//!   over three runs (one with mimalloc's default v3, two with its `v2`
-//!   feature). glibc with that change alone still took 3-57 ms in 30 of 40.
+//!   Dropping each shard as soon as it was written spread them out (120 of
+//!   120 stops under 0.7 ms).
+//!
+//! The current store ([`store`], versioned buckets) makes no copy to free:
+//! the writer frees only its own serialised batches, and a value a `SET`
+//! replaces is freed by the worker that replaced it, as at any other time.
+//! Large requests are another matter: see `give_back_freed_memory` in
+//! [`server`].
 
+pub mod aof;
 pub mod checkpoint;
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod limits;
+pub mod ratelog;
+pub mod request;
 pub mod resp;
 pub mod server;
 pub mod snapshot;
@@ -58,7 +70,7 @@ use futures::future::{self, Either};
 use checkpoint::Checkpointer;
 use commands::ServerFacts;
 use config::{Config, Parsed, USAGE};
-use server::{ServerState, ShutdownTrigger};
+use server::{ClientCounter, ClientLimits, ServerLogs, ServerState, ShutdownTrigger};
 use snapshot::Problem;
 use stats::CheckpointStats;
 use store::{now_ms, Store, DEFAULT_SHARDS};
@@ -89,7 +101,9 @@ pub fn main() -> ! {
 /// Runs the server (and, with `--duration`, the demo) until it stops.
 pub fn run(config: &Config) -> Result<(), String> {
     let started = Instant::now();
-    let (store, loaded_save_ms) = load_store(config)?;
+    let cap = limits::fit_max_clients(config.max_clients)?;
+    let (mut store, loaded_save_ms, snapshot_gen) = load_store(config)?;
+    let log_gen = open_log(config, &mut store, snapshot_gen)?;
     let store = Arc::new(store);
     let stats = Arc::new(CheckpointStats::new(loaded_save_ms));
     let rt = safepoint::Builder::new_multi_thread()
@@ -122,6 +136,7 @@ pub fn run(config: &Config) -> Result<(), String> {
             stats.clone(),
             config.dir.clone(),
             config.checkpoint_every,
+            log_gen,
         );
         safepoint::spawn(watch_signals(trigger));
         let state = Arc::new(ServerState {
@@ -135,6 +150,14 @@ pub fn run(config: &Config) -> Result<(), String> {
                 dir: config.dir.display().to_string(),
             },
             checkpointer: checkpointer.clone(),
+            limits: ClientLimits {
+                max_clients: cap.max_clients,
+                max_request: config.max_request,
+                output_limit: config.output_limit,
+            },
+            stop_writes_on_checkpoint_error: config.stop_writes_on_checkpoint_error,
+            clients: ClientCounter::default(),
+            logs: ServerLogs::default(),
         });
         server::serve(listener, state, shutdown).await;
         println!("shutdown: taking the final checkpoint");
@@ -150,6 +173,9 @@ pub fn run(config: &Config) -> Result<(), String> {
         ),
         None => None,
     };
+    if let Some(log) = store.log() {
+        log.close();
+    }
     let final_checkpoint = final_checkpoint.map_err(|e| format!("final checkpoint: {e}"))?;
     if let Some(load) = load {
         print_demo_report(config, &load, &stats, store.len());
@@ -166,16 +192,59 @@ pub fn run(config: &Config) -> Result<(), String> {
 /// Loads `<dir>/dump.kv` if present. A corrupt file is an error unless
 /// `--ignore-corrupt-snapshot`, which moves it aside (so the next checkpoint
 /// cannot destroy what might still be recovered) and starts empty.
-fn load_store(config: &Config) -> Result<(Store, Option<u64>), String> {
+/// With `--appendonly yes`, replays the log generations from `snapshot_gen`
+/// on into `store`, opens the log and attaches it. Returns the generation
+/// new records (or, without the log, snapshots) start from.
+fn open_log(config: &Config, store: &mut Store, snapshot_gen: u64) -> Result<u64, String> {
+    if !config.appendonly {
+        let gens = aof::log::generations(&config.dir).map_err(|e| e.to_string())?;
+        if let Some(&last) = gens.last() {
+            eprintln!(
+                "warning: ignoring {} append-only log file(s) in {} (--appendonly no); the next \
+                 checkpoint supersedes them",
+                gens.len(),
+                config.dir.display()
+            );
+            return Ok((last + 1).max(snapshot_gen));
+        }
+        return Ok(snapshot_gen);
+    }
+    let replayed = aof::replay::replay(&config.dir, snapshot_gen, store, now_ms())?;
+    if replayed.files > 0 {
+        println!(
+            "replayed {} writes from {} append-only log file(s); {} keys",
+            replayed.records,
+            replayed.files,
+            store.len()
+        );
+    }
+    let log =
+        aof::AppendLog::open(&config.dir, config.appendfsync, replayed.next_gen).map_err(|e| {
+            format!(
+                "cannot open the append-only log in {}: {e}",
+                config.dir.display()
+            )
+        })?;
+    store.attach_log(log);
+    Ok(replayed.next_gen)
+}
+
+fn load_store(config: &Config) -> Result<(Store, Option<u64>, u64), String> {
+    if snapshot::remove_tmp(&config.dir) {
+        println!(
+            "removed {} left by an interrupted checkpoint",
+            config.dir.join(snapshot::TMP_NAME).display()
+        );
+    }
     let path = snapshot::path_in(&config.dir);
     match snapshot::load(&path) {
         Ok(Some(snap)) => {
-            let saved_at = snap.saved_at_ms;
+            let (saved_at, log_gen) = (snap.saved_at_ms, snap.log_gen);
             let store = Store::from_entries(DEFAULT_SHARDS, snap.entries, now_ms());
             println!("loaded {} keys from {}", store.len(), path.display());
-            Ok((store, Some(saved_at)))
+            Ok((store, Some(saved_at), log_gen))
         }
-        Ok(None) => Ok((Store::new(DEFAULT_SHARDS), None)),
+        Ok(None) => Ok((Store::new(DEFAULT_SHARDS), None, 0)),
         Err(e) if config.ignore_corrupt_snapshot && !matches!(e.problem, Problem::Io(_)) => {
             let aside = config.dir.join(format!("dump.kv.corrupt-{}", now_ms()));
             std::fs::rename(&path, &aside).map_err(|re| {
@@ -188,7 +257,7 @@ fn load_store(config: &Config) -> Result<(Store, Option<u64>), String> {
                 "warning: {e}; moved it to {} and starting empty (--ignore-corrupt-snapshot)",
                 aside.display()
             );
-            Ok((Store::new(DEFAULT_SHARDS), None))
+            Ok((Store::new(DEFAULT_SHARDS), None, 0))
         }
         Err(e) => Err(e.to_string()),
     }

@@ -1,116 +1,27 @@
-//! RESP2, the Redis wire protocol: an incremental request parser and a reply
-//! encoder (plus a reply parser for the built-in load clients).
+//! RESP2, the Redis wire protocol, reply side: the reply encoder the server
+//! uses, a request encoder and a reply parser for the built-in load clients,
+//! and the strict integer reader both sides share. Requests are parsed by
+//! [`crate::kv::request`], incrementally.
 //!
-//! Why it is shaped so:
-//! - The parser works on a byte buffer the connection owns and never consumes
-//!   anything itself. It answers `Complete(cmd, consumed)`, `Incomplete` or
-//!   `Error(msg)`, so the caller decides when to drain its buffer and can parse
-//!   every complete command of a pipelined read before writing the replies in
-//!   one write. Nothing is copied until a whole command has arrived.
-//! - Requests come in two forms, as in Redis: arrays of bulk strings
-//!   (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`, what client libraries send) and inline
-//!   commands (`PING\r\n`, what `redis-cli` and `telnet` users type).
-//! - Malformed input is a protocol error with a Redis-like message; the server
-//!   replies with it and closes that one connection, since the stream can no
-//!   longer be framed. Limits on line and bulk sizes stop a client from making
-//!   the server buffer without bound.
+//! Why it is shaped so: the reply parser (client side) works on a buffer the
+//! caller owns and answers `Complete(reply, consumed)`, `Incomplete` or
+//! `Error(msg)`; the demo clients read small replies, so re-parsing a short
+//! buffer is cheaper than keeping state.
 
 use std::fmt::Write as _;
 
-/// Longest inline command or `*`/`$` header line accepted.
-pub const MAX_INLINE: usize = 64 * 1024;
-/// Largest bulk string accepted in a request.
-pub const MAX_BULK: usize = 64 * 1024 * 1024;
-/// Most arguments accepted in one request array.
-pub const MAX_ARGS: usize = 1024 * 1024;
+/// Longest reply header line the reply parser accepts.
+const MAX_LINE: usize = 64 * 1024;
 
-/// Result of trying to parse one item from the front of a buffer.
+/// Result of trying to parse one reply from the front of a buffer.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parse<T> {
     /// One item and the number of bytes it took from the front of the buffer.
     Complete(T, usize),
     /// The buffer holds only a prefix of an item: read more and try again.
     Incomplete,
-    /// The input is not RESP; the message is meant for the client.
+    /// The input is not RESP.
     Error(String),
-}
-
-/// A request: its arguments, command name first. An empty request (a blank
-/// inline line or `*0\r\n`) is returned as an empty vector and should be skipped.
-pub type Command = Vec<Vec<u8>>;
-
-/// Parses one request from the front of `buf`.
-pub fn parse_command(buf: &[u8]) -> Parse<Command> {
-    match buf.first() {
-        None => Parse::Incomplete,
-        Some(b'*') => parse_array(buf),
-        Some(_) => parse_inline(buf),
-    }
-}
-
-fn parse_array(buf: &[u8]) -> Parse<Command> {
-    let (count, mut pos) = match header_line(buf, 0) {
-        Line::Complete(line, next) => match parse_int(&line[1..]) {
-            Some(n) if n <= MAX_ARGS as i64 => (n, next),
-            _ => return Parse::Error("Protocol error: invalid multibulk length".into()),
-        },
-        Line::Incomplete => return Parse::Incomplete,
-        Line::TooLong => return Parse::Error("Protocol error: invalid multibulk length".into()),
-    };
-    if count <= 0 {
-        return Parse::Complete(Vec::new(), pos);
-    }
-    let mut args = Vec::with_capacity((count as usize).min(64));
-    for _ in 0..count {
-        match buf.get(pos) {
-            None => return Parse::Incomplete,
-            Some(b'$') => {}
-            Some(&other) => {
-                return Parse::Error(format!(
-                    "Protocol error: expected '$', got '{}'",
-                    char::from(other).escape_default()
-                ))
-            }
-        }
-        let (len, start) = match header_line(buf, pos) {
-            Line::Complete(line, next) => match parse_int(&line[1..]) {
-                Some(n) if (0..=MAX_BULK as i64).contains(&n) => (n as usize, next),
-                _ => return Parse::Error("Protocol error: invalid bulk length".into()),
-            },
-            Line::Incomplete => return Parse::Incomplete,
-            Line::TooLong => return Parse::Error("Protocol error: invalid bulk length".into()),
-        };
-        let end = start + len;
-        if buf.len() < end + 2 {
-            return Parse::Incomplete;
-        }
-        if &buf[end..end + 2] != b"\r\n" {
-            return Parse::Error("Protocol error: expected CRLF after bulk string".into());
-        }
-        args.push(buf[start..end].to_vec());
-        pos = end + 2;
-    }
-    Parse::Complete(args, pos)
-}
-
-fn parse_inline(buf: &[u8]) -> Parse<Command> {
-    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
-        return if buf.len() > MAX_INLINE {
-            Parse::Error("Protocol error: too big inline request".into())
-        } else {
-            Parse::Incomplete
-        };
-    };
-    if nl > MAX_INLINE {
-        return Parse::Error("Protocol error: too big inline request".into());
-    }
-    let line = buf[..nl].strip_suffix(b"\r").unwrap_or(&buf[..nl]);
-    let args = line
-        .split(|b| b.is_ascii_whitespace())
-        .filter(|word| !word.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect();
-    Parse::Complete(args, nl + 1)
 }
 
 enum Line<'a> {
@@ -122,19 +33,33 @@ enum Line<'a> {
 
 /// A `\r\n`-terminated line starting at `start`.
 fn header_line(buf: &[u8], start: usize) -> Line<'_> {
-    let window = &buf[start..buf.len().min(start + MAX_INLINE + 2)];
+    let window = &buf[start..buf.len().min(start + MAX_LINE + 2)];
     match window.windows(2).position(|w| w == b"\r\n") {
         Some(i) => Line::Complete(&window[..i], start + i + 2),
-        None if window.len() >= MAX_INLINE + 2 => Line::TooLong,
+        None if window.len() >= MAX_LINE + 2 => Line::TooLong,
         None => Line::Incomplete,
     }
 }
 
-/// A strict decimal integer: optional '-', then 1 to 19 digits, nothing else.
+/// A strict decimal integer, as Redis's `string2ll` reads one: optional '-',
+/// then 1 to 19 digits, no leading zero (but "0" itself), no "-0", nothing else.
+///
+/// # Examples
+///
+/// ```
+/// use safepoint_examples::kv::resp::parse_int;
+///
+/// assert_eq!(parse_int(b"-12"), Some(-12));
+/// assert_eq!(parse_int(b"012"), None);
+/// assert_eq!(parse_int(b"-0"), None);
+/// ```
 pub fn parse_int(digits: &[u8]) -> Option<i64> {
     let text = std::str::from_utf8(digits).ok()?;
     let body = text.strip_prefix('-').unwrap_or(text);
     if body.is_empty() || body.len() > 19 || !body.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if body.starts_with('0') && (body.len() > 1 || text.starts_with('-')) {
         return None;
     }
     text.parse().ok()
@@ -292,110 +217,10 @@ fn parse_reply_at(buf: &[u8], start: usize) -> Parse<Reply> {
 mod tests {
     use super::*;
 
-    fn args(words: &[&str]) -> Command {
-        words.iter().map(|w| w.as_bytes().to_vec()).collect()
-    }
-
     fn encoded(reply: Reply) -> Vec<u8> {
         let mut out = Vec::new();
         reply.encode(&mut out);
         out
-    }
-
-    #[test]
-    fn array_command() {
-        let wire = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n";
-        assert_eq!(
-            parse_command(wire),
-            Parse::Complete(args(&["SET", "k", "hello"]), wire.len())
-        );
-    }
-
-    #[test]
-    fn every_strict_prefix_is_incomplete() {
-        let wire = b"*2\r\n$4\r\nECHO\r\n$12\r\nhello\r\nworld\r\n";
-        for cut in 0..wire.len() {
-            assert_eq!(
-                parse_command(&wire[..cut]),
-                Parse::Incomplete,
-                "cut at {cut}"
-            );
-        }
-        assert_eq!(
-            parse_command(wire),
-            Parse::Complete(args(&["ECHO", "hello\r\nworld"]), wire.len())
-        );
-    }
-
-    #[test]
-    fn pipelined_commands_parse_one_at_a_time() {
-        let wire = b"*1\r\n$4\r\nPING\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1\r\nx\r\n*1\r\n$3";
-        let mut pos = 0;
-        let mut got = Vec::new();
-        while let Parse::Complete(cmd, used) = parse_command(&wire[pos..]) {
-            got.push(cmd);
-            pos += used;
-        }
-        assert_eq!(
-            got,
-            vec![args(&["PING"]), args(&["PING"]), args(&["GET", "x"])]
-        );
-        assert_eq!(&wire[pos..], b"*1\r\n$3");
-    }
-
-    #[test]
-    fn inline_commands() {
-        assert_eq!(
-            parse_command(b"PING\r\n"),
-            Parse::Complete(args(&["PING"]), 6)
-        );
-        assert_eq!(
-            parse_command(b"set  a   b\n"),
-            Parse::Complete(args(&["set", "a", "b"]), 11)
-        );
-        assert_eq!(parse_command(b"\r\n"), Parse::Complete(vec![], 2));
-        assert_eq!(parse_command(b"PIN"), Parse::Incomplete);
-    }
-
-    #[test]
-    fn empty_and_null_arrays_are_skippable() {
-        assert_eq!(parse_command(b"*0\r\n"), Parse::Complete(vec![], 4));
-        assert_eq!(parse_command(b"*-1\r\n"), Parse::Complete(vec![], 5));
-        assert_eq!(
-            parse_command(b"*1\r\n$0\r\n\r\n"),
-            Parse::Complete(vec![vec![]], 10)
-        );
-    }
-
-    #[test]
-    fn malformed_requests_are_protocol_errors() {
-        let cases: &[(&[u8], &str)] = &[
-            (b"*x\r\n", "invalid multibulk length"),
-            (b"*2\r\n:1\r\n", "expected '$', got ':'"),
-            (b"*1\r\n$-1\r\n", "invalid bulk length"),
-            (b"*1\r\n$abc\r\n", "invalid bulk length"),
-            (b"*1\r\n$3\r\nabcXY", "expected CRLF after bulk string"),
-            (b"*99999999999\r\n", "invalid multibulk length"),
-            (b"*1\r\n$999999999999\r\n", "invalid bulk length"),
-        ];
-        for (wire, want) in cases {
-            match parse_command(wire) {
-                Parse::Error(msg) => {
-                    assert!(msg.starts_with("Protocol error: "), "{msg}");
-                    assert!(msg.contains(want), "{msg} lacks {want}");
-                }
-                other => panic!("{:?} parsed as {other:?}", String::from_utf8_lossy(wire)),
-            }
-        }
-    }
-
-    #[test]
-    fn unterminated_lines_are_bounded() {
-        let long = vec![b'a'; MAX_INLINE + 10];
-        assert!(matches!(parse_command(&long), Parse::Error(m) if m.contains("too big")));
-        let mut header = b"*".to_vec();
-        header.extend_from_slice(&vec![b'1'; MAX_INLINE + 10]);
-        assert!(matches!(parse_command(&header), Parse::Error(_)));
     }
 
     #[test]
@@ -411,6 +236,10 @@ mod tests {
             b"1 ",
             b"1.0",
             b"99999999999999999999",
+            b"01",
+            b"-0",
+            b"-01",
+            b"00",
         ] {
             assert_eq!(parse_int(bad), None, "{bad:?}");
         }
@@ -437,10 +266,6 @@ mod tests {
         let mut out = Vec::new();
         encode_command(&mut out, &[b"GET", b"k"]);
         assert_eq!(out, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
-        assert_eq!(
-            parse_command(&out),
-            Parse::Complete(args(&["GET", "k"]), out.len())
-        );
     }
 
     #[test]

@@ -5,9 +5,14 @@
 //!
 //! ```text
 //! header   magic "SPKVDUMP" (8) | version u32 | saved_at_ms u64 | key_count u64 | payload_len u64
+//!          | log_gen u64 (version 2 only)
 //! payload  key_count entries: key_len u32 | key | value_len u32 | value | expires_at_ms u64 (0 = never)
 //! trailer  CRC32 (IEEE, crc32fast) of the payload, u32
 //! ```
+//!
+//! `log_gen` is the first append-only log generation the snapshot does not
+//! hold (see [`crate::kv::aof`]): replay starts there. Version 1 files (from
+//! before the log) are still read, as holding no log generation (0).
 //!
 //! Why it is shaped so:
 //! - The header carries the payload length, so a short file is reported as
@@ -17,23 +22,27 @@
 //! - Writing goes to `dump.tmp`, is fsynced, renamed over `dump.kv`, and the
 //!   directory is fsynced: a crash at any point leaves either the old complete
 //!   snapshot or the new one, never a torn file under the real name.
-//! - Entries are streamed through a buffered writer with a running CRC, and the
-//!   header is patched at the end, so writing needs no second copy of the data.
-//!   Expired keys are skipped, which is why the count is known only at the end.
+//! - Entries are streamed to the file as the capture hands them over (see
+//!   [`crate::kv::store::Capture::write_to`]) with a running CRC, and the
+//!   header is patched at the end, so writing needs no second copy of the
+//!   data. Expired keys are skipped, which is why the count is known only at
+//!   the end.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::kv::store::{Bytes, Shard, Value};
+use crate::kv::store::{Bytes, Capture, Value};
 
 /// First bytes of every snapshot file.
 pub const MAGIC: &[u8; 8] = b"SPKVDUMP";
-/// The format version this code writes and reads.
-pub const VERSION: u32 = 1;
-/// Size of the fixed header.
-pub const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 8;
+/// The format version this code writes (it reads 1 and 2).
+pub const VERSION: u32 = 2;
+/// Size of the fixed header (version 2).
+pub const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 8 + 8;
+/// Size of a version 1 header (no `log_gen`).
+pub const HEADER_LEN_V1: usize = 8 + 4 + 8 + 8 + 8;
 /// Name of the snapshot file inside the data directory.
 pub const FILE_NAME: &str = "dump.kv";
 /// Name of the file being written before it is renamed over [`FILE_NAME`].
@@ -58,6 +67,8 @@ pub struct Written {
 pub struct Snapshot {
     /// When it was written, in ms since the Unix epoch.
     pub saved_at_ms: u64,
+    /// The first append-only log generation not held here (0 for version 1).
+    pub log_gen: u64,
     /// Every entry, as written (expiry is checked by whoever loads them).
     pub entries: Vec<(Bytes, Value)>,
 }
@@ -89,7 +100,7 @@ impl fmt::Display for Problem {
             Problem::UnsupportedVersion(v) => {
                 write!(
                     f,
-                    "unsupported version {v} (this build reads version {VERSION})"
+                    "unsupported version {v} (this build reads versions 1 to {VERSION})"
                 )
             }
             Problem::Truncated { at, expected } => {
@@ -136,32 +147,15 @@ impl std::error::Error for SnapshotError {
     }
 }
 
-/// A writer that keeps the CRC of everything written through it.
-struct CrcWriter<W> {
-    inner: W,
-    crc: crc32fast::Hasher,
-    len: u64,
-}
-
-impl<W: Write> CrcWriter<W> {
-    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.crc.update(bytes);
-        self.len += bytes.len() as u64;
-        self.inner.write_all(bytes)
-    }
-}
-
-/// Writes the live entries of `shards` (those not expired at `now_ms`) to
+/// Writes the entries of `capture` (the live ones at its time) to
 /// `<dir>/dump.kv` durably, via `<dir>/dump.tmp`. Creates `dir` if needed.
+/// `log_gen` is the first append-only log generation the snapshot does not
+/// hold.
 ///
-/// Each shard is dropped as soon as it is written, so the version it held
-/// is freed a piece at a time over the whole write rather than all at once
-/// at the end. That matters to the workers, not to this thread: what this
-/// thread frees they allocated, and the allocator hands such frees back to
-/// the owning thread, which sorts them out inside some later allocation of
-/// its own. Millions of them at once stalled a worker mid-command for
-/// milliseconds, and with it the next checkpoint's stop.
-pub fn write(dir: &Path, shards: Vec<Shard>, now_ms: u64) -> Result<Written, SnapshotError> {
+/// The capture hands its entries over a batch of buckets at a time, already
+/// in this file's entry format, and they are streamed through a buffered
+/// writer: the file is written without a second copy of the key space.
+pub fn write(dir: &Path, capture: Capture, log_gen: u64) -> Result<Written, SnapshotError> {
     let tmp = dir.join(TMP_NAME);
     let at = |path: &Path| {
         let path = path.to_path_buf();
@@ -171,67 +165,82 @@ pub fn write(dir: &Path, shards: Vec<Shard>, now_ms: u64) -> Result<Written, Sna
         }
     };
     fs::create_dir_all(dir).map_err(at(dir))?;
-    let written = write_file(&tmp, shards, now_ms).map_err(at(&tmp))?;
+    // On any failure the partial file goes: on a full disk it is what keeps
+    // the disk full.
+    let written = write_file(&tmp, capture, log_gen)
+        .map_err(at(&tmp))
+        .inspect_err(|_| {
+            remove_tmp(dir);
+        })?;
     let dest = path_in(dir);
-    fs::rename(&tmp, &dest).map_err(at(&dest))?;
+    fs::rename(&tmp, &dest)
+        .map_err(at(&dest))
+        .inspect_err(|_| {
+            remove_tmp(dir);
+        })?;
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(at(dir))?;
     Ok(written)
 }
 
-fn write_file(path: &Path, shards: Vec<Shard>, now_ms: u64) -> io::Result<Written> {
-    let file = OpenOptions::new()
+/// Removes `<dir>/dump.tmp` if present: what a failed or interrupted write
+/// left. Returns whether there was one. Called at start and after a failed
+/// write; a removal that fails is reported, not fatal (the next write
+/// truncates the file anyway).
+pub fn remove_tmp(dir: &Path) -> bool {
+    let tmp = dir.join(TMP_NAME);
+    match fs::remove_file(&tmp) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => {
+            eprintln!("warning: cannot remove {}: {e}", tmp.display());
+            false
+        }
+    }
+}
+
+fn write_file(path: &Path, capture: Capture, log_gen: u64) -> io::Result<Written> {
+    let saved_at_ms = capture.now_ms();
+    let mut file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .open(path)?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    out.write_all(&[0; HEADER_LEN])?;
-    let mut payload = CrcWriter {
-        inner: out,
-        crc: crc32fast::Hasher::new(),
-        len: 0,
-    };
-    let mut keys = 0u64;
-    for shard in shards {
-        for (key, value) in shard.iter() {
-            if value.is_expired(now_ms) {
-                continue;
-            }
-            payload.put(&len32(key)?.to_le_bytes())?;
-            payload.put(key)?;
-            payload.put(&len32(&value.data)?.to_le_bytes())?;
-            payload.put(&value.data)?;
-            payload.put(&value.expires_at_ms.unwrap_or(0).to_le_bytes())?;
-            keys += 1;
-        }
-        drop(shard);
-    }
-    let CrcWriter {
-        inner: mut out,
-        crc,
-        len,
-    } = payload;
-    out.write_all(&crc.finalize().to_le_bytes())?;
+    file.write_all(&[0; HEADER_LEN])?;
+    // The capture buffers its own writes (workers share them).
+    let payload = capture.write_to(file)?;
+    let mut file = payload.out;
+    file.write_all(&payload.crc.to_le_bytes())?;
     let mut header = Vec::with_capacity(HEADER_LEN);
     header.extend_from_slice(MAGIC);
     header.extend_from_slice(&VERSION.to_le_bytes());
-    header.extend_from_slice(&now_ms.to_le_bytes());
-    header.extend_from_slice(&keys.to_le_bytes());
-    header.extend_from_slice(&len.to_le_bytes());
-    out.seek(SeekFrom::Start(0))?;
-    out.write_all(&header)?;
-    let file = out.into_inner().map_err(|e| e.into_error())?;
+    header.extend_from_slice(&saved_at_ms.to_le_bytes());
+    header.extend_from_slice(&payload.keys.to_le_bytes());
+    header.extend_from_slice(&payload.len.to_le_bytes());
+    header.extend_from_slice(&log_gen.to_le_bytes());
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(&header)?;
     file.sync_all()?;
     Ok(Written {
-        keys,
-        bytes: HEADER_LEN as u64 + len + 4,
+        keys: payload.keys,
+        bytes: HEADER_LEN as u64 + payload.len + 4,
     })
 }
 
-fn len32(bytes: &[u8]) -> io::Result<u32> {
-    u32::try_from(bytes.len()).map_err(|_| io::Error::other("entry larger than 4 GiB"))
+/// Appends one entry in the payload format: `key_len u32 | key | value_len
+/// u32 | value | expires_at_ms u64` (0 = never).
+///
+/// # Panics
+///
+/// If the key or value is 4 GiB or larger (requests are capped far below).
+pub fn encode_entry(out: &mut Vec<u8>, key: &[u8], value: &[u8], expires_at_ms: u64) {
+    for chunk in [key, value] {
+        let len = u32::try_from(chunk.len()).expect("a key or value under 4 GiB");
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out.extend_from_slice(&expires_at_ms.to_le_bytes());
 }
 
 /// Loads `path`. `Ok(None)` if it does not exist.
@@ -268,24 +277,37 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, Problem> {
     if &bytes[..8] != MAGIC {
         return Err(Problem::BadMagic);
     }
-    if bytes.len() < HEADER_LEN {
+    if bytes.len() < 12 {
         return Err(Problem::Truncated {
             at: size,
             expected: HEADER_LEN as u64,
         });
     }
-    let mut header = Reader {
-        bytes: &bytes[..HEADER_LEN],
-        pos: 8,
+    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    let header_len = match version {
+        1 => HEADER_LEN_V1,
+        VERSION => HEADER_LEN,
+        _ => return Err(Problem::UnsupportedVersion(version)),
     };
-    let version = header.u32().expect("header length checked");
-    if version != VERSION {
-        return Err(Problem::UnsupportedVersion(version));
+    if bytes.len() < header_len {
+        return Err(Problem::Truncated {
+            at: size,
+            expected: header_len as u64,
+        });
     }
+    let mut header = Reader {
+        bytes: &bytes[..header_len],
+        pos: 12,
+    };
     let saved_at_ms = header.u64().expect("header length checked");
     let key_count = header.u64().expect("header length checked");
     let payload_len = header.u64().expect("header length checked");
-    let expected = (HEADER_LEN as u64)
+    let log_gen = if version == 1 {
+        0
+    } else {
+        header.u64().expect("header length checked")
+    };
+    let expected = (header_len as u64)
         .checked_add(payload_len)
         .and_then(|n| n.checked_add(4))
         .unwrap_or(u64::MAX);
@@ -298,43 +320,19 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, Problem> {
             actual: size,
         });
     }
-    let payload = &bytes[HEADER_LEN..HEADER_LEN + payload_len as usize];
+    let payload = &bytes[header_len..header_len + payload_len as usize];
     let trailer: [u8; 4] = bytes[bytes.len() - 4..].try_into().expect("4 bytes");
     let stored = u32::from_le_bytes(trailer);
     let computed = crc32fast::hash(payload);
     if stored != computed {
         return Err(Problem::CrcMismatch { stored, computed });
     }
-    let mut entries = Vec::with_capacity(key_count.min(1 << 24) as usize);
-    let mut reader = Reader {
-        bytes: payload,
-        pos: 0,
-    };
-    while reader.pos < payload.len() {
-        let entry = (|| {
-            let key = reader.chunk()?;
-            let data = reader.chunk()?;
-            let expires = reader.u64()?;
-            Some((
-                Bytes::from(key),
-                Value {
-                    data: Bytes::from(data),
-                    expires_at_ms: (expires != 0).then_some(expires),
-                },
-            ))
-        })();
-        match entry {
-            Some(entry) => entries.push(entry),
-            // The CRC matched, so the writer itself produced a short entry: the
-            // entries do not add up to what the header promised.
-            None => {
-                return Err(Problem::KeyCountMismatch {
-                    header: key_count,
-                    found: entries.len() as u64,
-                })
-            }
-        }
-    }
+    // The CRC matched, so a short entry is the writer's own: the entries
+    // do not add up to what the header promised.
+    let entries = decode_entries(payload).ok_or(Problem::KeyCountMismatch {
+        header: key_count,
+        found: 0,
+    })?;
     if entries.len() as u64 != key_count {
         return Err(Problem::KeyCountMismatch {
             header: key_count,
@@ -343,8 +341,31 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, Problem> {
     }
     Ok(Snapshot {
         saved_at_ms,
+        log_gen,
         entries,
     })
+}
+
+/// Decodes a payload of entries; `None` if one is malformed.
+pub fn decode_entries(payload: &[u8]) -> Option<Vec<(Bytes, Value)>> {
+    let mut entries = Vec::new();
+    let mut reader = Reader {
+        bytes: payload,
+        pos: 0,
+    };
+    while reader.pos < payload.len() {
+        let key = reader.chunk()?;
+        let data = reader.chunk()?;
+        let expires = reader.u64()?;
+        entries.push((
+            Bytes::from(key),
+            Value {
+                data: Bytes::from(data),
+                expires_at_ms: (expires != 0).then_some(expires),
+            },
+        ));
+    }
+    Some(entries)
 }
 
 struct Reader<'a> {
@@ -378,6 +399,7 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
     use crate::kv::store::Store;
+    use std::sync::Arc;
 
     struct TempDir(PathBuf);
 
@@ -400,27 +422,23 @@ mod tests {
         }
     }
 
-    fn sample_store() -> Store {
-        let store = Store::new(16);
+    fn sample_store() -> Arc<Store> {
+        let store = Arc::new(Store::new(16));
         for i in 0..500 {
             store.set(
-                format!("key:{i}").as_bytes().into(),
+                format!("key:{i}").as_bytes(),
                 format!("value-{i}").as_bytes().into(),
                 None,
             );
         }
-        store.set(
-            b"bin\0\r\n"[..].into(),
-            b"\xff\x00"[..].into(),
-            Some(10_000),
-        );
-        store.set(b"gone"[..].into(), b"x"[..].into(), Some(10));
+        store.set(b"bin\0\r\n", b"\xff\x00"[..].into(), Some(10_000));
+        store.set(b"gone", b"x"[..].into(), Some(10));
         store
     }
 
     fn written_file(tag: &str) -> (TempDir, Vec<u8>) {
         let dir = TempDir::new(tag);
-        write(&dir.0, sample_store().capture(), 1_000).unwrap();
+        write(&dir.0, sample_store().capture(1_000), 7).unwrap();
         let bytes = fs::read(path_in(&dir.0)).unwrap();
         (dir, bytes)
     }
@@ -429,13 +447,14 @@ mod tests {
     fn round_trip() {
         let dir = TempDir::new("round-trip");
         let store = sample_store();
-        let written = write(&dir.0, store.capture(), 1_000).unwrap();
+        let written = write(&dir.0, store.capture(1_000), 7).unwrap();
         assert_eq!(written.keys, 501, "the expired key is skipped");
         assert!(!dir.0.join(TMP_NAME).exists());
         let path = path_in(&dir.0);
         assert_eq!(fs::metadata(&path).unwrap().len(), written.bytes);
         let snap = load(&path).unwrap().unwrap();
         assert_eq!(snap.saved_at_ms, 1_000);
+        assert_eq!(snap.log_gen, 7);
         let loaded = Store::from_entries(16, snap.entries, 1_000);
         assert_eq!(loaded.len(), 501);
         assert_eq!(
@@ -452,12 +471,42 @@ mod tests {
     #[test]
     fn empty_store_and_overwrite() {
         let dir = TempDir::new("empty");
-        write(&dir.0, sample_store().capture(), 1).unwrap();
-        let written = write(&dir.0, Store::new(4).capture(), 2).unwrap();
+        write(&dir.0, sample_store().capture(1), 0).unwrap();
+        let written = write(&dir.0, Arc::new(Store::new(4)).capture(2), 0).unwrap();
         assert_eq!(written.keys, 0);
         let snap = load(&path_in(&dir.0)).unwrap().unwrap();
         assert!(snap.entries.is_empty());
         assert_eq!(snap.saved_at_ms, 2);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_tmp_file() {
+        let dir = TempDir::new("failed");
+        // The rename fails: the destination is a non-empty directory.
+        fs::create_dir_all(path_in(&dir.0).join("x")).unwrap();
+        let err = write(&dir.0, sample_store().capture(1), 0).unwrap_err();
+        assert_eq!(err.path, path_in(&dir.0), "{err}");
+        assert!(!dir.0.join(TMP_NAME).exists(), "dump.tmp left behind");
+        assert!(!remove_tmp(&dir.0));
+        fs::write(dir.0.join(TMP_NAME), b"partial").unwrap();
+        assert!(remove_tmp(&dir.0));
+        assert!(!dir.0.join(TMP_NAME).exists());
+    }
+
+    #[test]
+    fn version_1_files_still_load() {
+        let (_dir, v2) = written_file("v1");
+        // A version 1 file is the same without the log generation.
+        let mut v1 = v2[..HEADER_LEN_V1].to_vec();
+        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&v2[HEADER_LEN..]);
+        let old = decode(&v1).unwrap();
+        let new = decode(&v2).unwrap();
+        assert_eq!((old.log_gen, new.log_gen), (0, 7));
+        assert_eq!(old.entries, new.entries);
+        for cut in 0..v1.len() {
+            assert!(matches!(decode(&v1[..cut]), Err(Problem::Truncated { .. })));
+        }
     }
 
     #[test]

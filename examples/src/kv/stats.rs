@@ -7,6 +7,7 @@
 //! own without sharing a cache line. Checkpoint figures are few and written by
 //! one task, so they sit behind one mutex.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -148,6 +149,8 @@ pub struct CheckpointSummary {
 #[derive(Debug, Default)]
 pub struct CheckpointStats {
     inner: Mutex<CheckpointSummary>,
+    /// `last_failed`, readable without the lock: every write command asks.
+    last_failed: AtomicBool,
 }
 
 impl CheckpointStats {
@@ -158,6 +161,7 @@ impl CheckpointStats {
                 last_save_ms: loaded_save_ms,
                 ..CheckpointSummary::default()
             }),
+            last_failed: AtomicBool::new(false),
         }
     }
 
@@ -175,6 +179,7 @@ impl CheckpointStats {
         s.last_save_ms = Some(record.saved_at_ms);
         s.last_failed = false;
         s.last = Some(record);
+        self.last_failed.store(false, Ordering::Release);
     }
 
     /// Records a checkpoint whose write failed.
@@ -183,6 +188,12 @@ impl CheckpointStats {
         s.failed += 1;
         s.last_failed = true;
         s.last_error = Some(message);
+        self.last_failed.store(true, Ordering::Release);
+    }
+
+    /// Whether the most recent checkpoint failed.
+    pub fn last_failed(&self) -> bool {
+        self.last_failed.load(Ordering::Acquire)
     }
 
     /// A copy of the record.
