@@ -509,3 +509,47 @@ fn abort_racing_a_stop() {
         assert!(rt.block_on(h).unwrap_err().is_cancelled());
     });
 }
+
+/// Points 3 and 12: a parked worker's driver turn (here the models'
+/// stand-in reactor) wakes a task while a stop is declared and resumed. The
+/// task never runs while the world is held, and is never stranded: if the
+/// world stopped after the turn, the worker moves its wakes to the injector
+/// under the census lock, so the resume either sees them or comes first.
+#[test]
+fn a_driver_turn_racing_a_stop_keeps_its_wakes_until_the_resume() {
+    loom::model(|| {
+        let rt = runtime(1);
+        let reactor = rt.handle().loom_reactor();
+        let (ran, held) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (r, h, wait) = (
+            ran.clone(),
+            held.clone(),
+            safepoint::Reactor::wait(&reactor, 1),
+        );
+        rt.spawn(async move {
+            wait.await;
+            assert!(
+                !h.load(SeqCst),
+                "a driver wake ran while the world was held"
+            );
+            r.store(true, SeqCst);
+        });
+        rt.run_until_blocked();
+        let firer = loom::thread::spawn(move || reactor.fire(1));
+        let world = rt.handle().stop_the_world_blocking();
+        held.store(true, SeqCst);
+        let_others_run();
+        held.store(false, SeqCst);
+        drop(world);
+        firer.join().unwrap();
+        // A stranded wake would leave this waiting forever (loom reports
+        // the deadlock).
+        while !ran.load(SeqCst) {
+            rt.run_until_blocked();
+            loom::thread::yield_now();
+        }
+    });
+}

@@ -286,6 +286,17 @@ impl Handle {
         quiescence::run_until_blocked(&self.shared)
     }
 
+    /// The loom models' stand-in for the driver (loom builds only).
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn loom_reactor(&self) -> crate::sync::Arc<crate::scheduler::loom_reactor::Reactor> {
+        self.shared
+            .reactor
+            .enabled
+            .store(true, crate::sync::Ordering::SeqCst);
+        self.shared.reactor.clone()
+    }
+
     /// A snapshot of the runtime's counters.
     ///
     /// # Examples

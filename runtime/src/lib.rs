@@ -71,6 +71,9 @@ pub use safepoint::report::{Laggard, StopReport, StopTimedOut};
 pub use safepoint::request::{StopTheWorld, StopTheWorldTimeout};
 pub use safepoint::world::StoppedWorld;
 pub use safepoint_macros::{main, test};
+#[cfg(loom)]
+#[doc(hidden)]
+pub use scheduler::loom_reactor::{Reactor, Wait};
 pub use task::{spawn, spawn_blocking, JoinError, JoinHandle};
 
 /// Timers and the clock: `sleep`, `timeout`, `interval`, `Instant`.

@@ -87,6 +87,9 @@ pub(crate) struct Shared {
     /// Laggard log for `block_on` futures polled while a stop is pending.
     pub(crate) block_on_laggards: Mutex<LaggardLog>,
     pub(crate) remote_spawns: Counter,
+    /// The models' stand-in for the driver (loom runs without mio).
+    #[cfg(loom)]
+    pub(crate) reactor: crate::sync::Arc<super::loom_reactor::Reactor>,
     next_id: AtomicU64,
 }
 
@@ -147,6 +150,8 @@ impl Shared {
             shutdown: AtomicBool::new(false),
             block_on_laggards: Mutex::new(LaggardLog::default()),
             remote_spawns: Counter::default(),
+            #[cfg(loom)]
+            reactor: crate::sync::Arc::new(super::loom_reactor::Reactor::new()),
             flavor,
             next_id: AtomicU64::new(1),
             config,
@@ -273,11 +278,9 @@ impl Shared {
     }
 
     pub(crate) fn unpark_worker(&self, index: usize) {
-        self.remotes[index].parker.unpark(|| {
-            if let Some(io) = &self.io {
-                io.unpark();
-            }
-        });
+        self.remotes[index]
+            .parker
+            .unpark(|| self.interrupt_driver());
     }
 
     /// Interrupts a thread waiting in the driver (the deterministic runner,
@@ -286,6 +289,8 @@ impl Shared {
         if let Some(io) = &self.io {
             io.unpark();
         }
+        #[cfg(loom)]
+        self.reactor.interrupt();
     }
 
     /// Whether any queue holds work a parking worker should take instead.

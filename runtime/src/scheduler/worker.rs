@@ -441,12 +441,12 @@ impl Worker {
         shared.deliver(wakes);
         let remote = &shared.remotes[index];
         while shared.census.is_listed(index) && !shared.is_shutdown() {
-            match shared.driver.as_ref().and_then(|d| d.try_lock()) {
-                Some(mut driver) => {
+            match try_turn(&shared) {
+                Some(mut turn) => {
                     self.local.in_driver.set(true);
-                    remote.parker.park(Some(&mut DriverTurn(&mut driver)));
+                    remote.parker.park(Some(&mut turn));
                     self.local.in_driver.set(false);
-                    drop(driver);
+                    drop(turn);
                     if !self.local.local.is_empty() && self.claim_after_turn() {
                         return;
                     }
@@ -511,11 +511,47 @@ fn next_driver_interval(current: u32, woken: usize, max: u32) -> u32 {
     }
 }
 
-struct DriverTurn<'a>(&'a mut safepoint_io::driver::Driver);
+/// The driver, for a parked worker to block in, unless another worker has
+/// it.
+#[cfg(not(loom))]
+fn try_turn(shared: &Shared) -> Option<DriverTurn<'_>> {
+    shared.driver.as_ref()?.try_lock().map(DriverTurn)
+}
 
+#[cfg(not(loom))]
+struct DriverTurn<'a>(crate::sync::MutexGuard<'a, safepoint_io::driver::Driver>);
+
+#[cfg(not(loom))]
 impl Turn for DriverTurn<'_> {
     fn turn(&mut self) {
         self.0.turn(None);
+    }
+}
+
+/// Under loom, the models' reactor stands in for the driver (see
+/// `loom_reactor`), taken and turned the same way.
+#[cfg(loom)]
+fn try_turn(shared: &Shared) -> Option<LoomTurn<'_>> {
+    if !shared.reactor.enabled.load(crate::sync::Ordering::SeqCst) {
+        return None;
+    }
+    let turning = shared.reactor.turning.try_lock()?;
+    Some(LoomTurn {
+        reactor: &shared.reactor,
+        _turning: turning,
+    })
+}
+
+#[cfg(loom)]
+struct LoomTurn<'a> {
+    reactor: &'a super::loom_reactor::Reactor,
+    _turning: crate::sync::MutexGuard<'a, ()>,
+}
+
+#[cfg(loom)]
+impl Turn for LoomTurn<'_> {
+    fn turn(&mut self) {
+        self.reactor.turn();
     }
 }
 

@@ -52,6 +52,7 @@ mod imp {
         pub(crate) fn new(value: T) -> Self {
             Mutex(loom::sync::Mutex::new(value))
         }
+        #[track_caller]
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
             self.0.lock().unwrap_or_else(|e| e.into_inner())
         }
@@ -79,6 +80,7 @@ mod imp {
 
     /// Blocks on `cvar` until notified. loom's condvar takes the guard by
     /// value; this swaps it through so callers keep parking_lot's shape.
+    #[track_caller]
     pub(crate) fn wait<T>(cvar: &Condvar, guard: &mut MutexGuard<'_, T>) {
         replace_guard(guard, |g| cvar.0.wait(g).unwrap_or_else(|e| e.into_inner()));
     }
