@@ -53,6 +53,18 @@ macro_rules! workloads {
                 });
             }
 
+            /// tokio's per-call shape: every handle awaited with its own
+            /// `Runtime::block_on` from outside (the fixed cost of a
+            /// `block_on` call, as sync wrappers around async clients pay it).
+            pub fn block_on_each(rt: &$rt, handles: &mut Vec<$k::task::JoinHandle<()>>) {
+                for _ in 0..NUM_SPAWN {
+                    handles.push(rt.spawn(async {}));
+                }
+                for handle in handles.drain(..) {
+                    rt.block_on(handle).unwrap();
+                }
+            }
+
             pub fn spawn_many_remote(rt: &$rt, handles: &mut Vec<$k::task::JoinHandle<()>>) {
                 for _ in 0..NUM_SPAWN {
                     handles.push(rt.spawn(async {}));
@@ -214,6 +226,44 @@ fn spawn_many_remote_idle(c: &mut Criterion) {
     g.finish();
 }
 
+fn block_on_each_idle(c: &mut Criterion) {
+    let mut g = c.benchmark_group("block_on_each_idle");
+    {
+        let rt = sp_rt();
+        let mut handles = Vec::with_capacity(NUM_SPAWN);
+        g.bench_function("safepoint", |b| {
+            b.iter(|| sp::block_on_each(&rt, &mut handles))
+        });
+    }
+    {
+        let rt = tk_rt();
+        let mut handles = Vec::with_capacity(NUM_SPAWN);
+        g.bench_function("tokio", |b| b.iter(|| tk::block_on_each(&rt, &mut handles)));
+    }
+    g.finish();
+}
+
+fn block_on_each_busy(c: &mut Criterion) {
+    let mut g = c.benchmark_group("block_on_each_busy");
+    {
+        let rt = sp_rt();
+        let busy = sp::start_busy(&rt);
+        let mut handles = Vec::with_capacity(NUM_SPAWN);
+        g.bench_function("safepoint", |b| {
+            b.iter(|| sp::block_on_each(&rt, &mut handles))
+        });
+        busy.store(false, Relaxed);
+    }
+    {
+        let rt = tk_rt();
+        let busy = tk::start_busy(&rt);
+        let mut handles = Vec::with_capacity(NUM_SPAWN);
+        g.bench_function("tokio", |b| b.iter(|| tk::block_on_each(&rt, &mut handles)));
+        busy.store(false, Relaxed);
+    }
+    g.finish();
+}
+
 fn spawn_many_remote_busy1(c: &mut Criterion) {
     let mut g = c.benchmark_group("spawn_many_remote_busy1");
     {
@@ -287,6 +337,8 @@ criterion_group!(
     spawn_many_local,
     spawn_many_remote_idle,
     spawn_many_remote_busy1,
+    block_on_each_idle,
+    block_on_each_busy,
     yield_many,
     ping_pong,
     chained_spawn

@@ -36,6 +36,14 @@ impl Flavor {
     pub(crate) fn seed(&self) -> Option<u64> {
         self.deterministic().map(Deterministic::seed)
     }
+
+    /// Whether a thread of this flavour may wait in the driver for events
+    /// from outside (the deterministic runner waits there for real I/O,
+    /// blocking jobs and outside resumes; workers are woken by unpark):
+    /// then those events must interrupt the driver.
+    pub(crate) fn waits_in_driver(&self) -> bool {
+        matches!(self, Flavor::Deterministic(_))
+    }
 }
 
 /// Spawns a task cell whose wakes go where this flavour sends them: one

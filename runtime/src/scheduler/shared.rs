@@ -109,7 +109,7 @@ impl Drop for HandOver<'_> {
         shared.notify_many(shared.injector.len().min(shared.remotes.len()));
         // A deterministic runner waiting in the driver for an outside
         // resume must see it.
-        if matches!(shared.flavor, Flavor::Deterministic(_)) {
+        if shared.flavor.waits_in_driver() {
             shared.interrupt_driver();
         }
     }
@@ -127,10 +127,7 @@ impl Shared {
         // The deterministic runner may wait in the driver for a blocking job
         // (it never skips virtual time past one): a finished job must
         // interrupt that wait, or nothing would.
-        let interrupt_on_job_done = match flavor {
-            Flavor::Deterministic(_) => io.clone(),
-            Flavor::MultiThread => None,
-        };
+        let interrupt_on_job_done = io.clone().filter(|_| flavor.waits_in_driver());
         Shared {
             remotes: stealers
                 .into_iter()
