@@ -290,10 +290,6 @@ impl Handle {
     #[cfg(loom)]
     #[doc(hidden)]
     pub fn loom_reactor(&self) -> crate::sync::Arc<crate::scheduler::loom_reactor::Reactor> {
-        self.shared
-            .reactor
-            .enabled
-            .store(true, crate::sync::Ordering::SeqCst);
         self.shared.reactor.clone()
     }
 

@@ -15,19 +15,20 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use crate::sync::{wait, Arc, AtomicBool, Condvar, Mutex};
+use crate::sync::{wait, Arc, AtomicBool, Condvar, Mutex, Ordering::SeqCst};
 
 /// The model's reactor. One per runtime, shared by its workers; only one
-/// worker turns it at a time (`Shared::reactor_turn`).
+/// worker turns it at a time ([`Reactor::try_take`]).
 #[doc(hidden)]
 pub struct Reactor {
     state: Mutex<State>,
     cvar: Condvar,
-    /// Held by the worker turning the reactor.
-    pub(crate) turning: Mutex<()>,
-    /// Turned only in the models that use it (`Handle::loom_reactor`); in
-    /// the others, parked workers sleep on their condvars as before.
-    pub(crate) enabled: AtomicBool,
+    /// Set by the worker turning the reactor. An atomic, not a mutex held
+    /// across the turn: loom 0.7 marks a thread whose pending `try_lock`
+    /// meets another thread's acquisition as blocked until the release
+    /// (`rt/mutex.rs`, `post_acquire`), which would report a deadlock the
+    /// real driver's `try_lock` cannot have.
+    turning: AtomicBool,
 }
 
 #[derive(Default)]
@@ -46,9 +47,16 @@ impl Reactor {
         Reactor {
             state: Mutex::new(State::default()),
             cvar: Condvar::new(),
-            turning: Mutex::new(()),
-            enabled: AtomicBool::new(false),
+            turning: AtomicBool::new(false),
         }
+    }
+
+    /// Takes the reactor for a turn, unless another worker has it.
+    pub(crate) fn try_take(&self) -> Option<Taken<'_>> {
+        self.turning
+            .compare_exchange(false, true, SeqCst, SeqCst)
+            .ok()
+            .map(|_| Taken(self))
     }
 
     /// Fires event `id`: the worker turning the reactor delivers it.
@@ -95,6 +103,21 @@ impl Reactor {
             reactor: this.clone(),
             id,
         }
+    }
+}
+
+/// The reactor, taken for a turn; given back when dropped.
+pub(crate) struct Taken<'a>(&'a Reactor);
+
+impl Taken<'_> {
+    pub(crate) fn turn(&self) {
+        self.0.turn();
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        self.0.turning.store(false, SeqCst);
     }
 }
 

@@ -531,27 +531,14 @@ impl Turn for DriverTurn<'_> {
 /// Under loom, the models' reactor stands in for the driver (see
 /// `loom_reactor`), taken and turned the same way.
 #[cfg(loom)]
-fn try_turn(shared: &Shared) -> Option<LoomTurn<'_>> {
-    if !shared.reactor.enabled.load(crate::sync::Ordering::SeqCst) {
-        return None;
-    }
-    let turning = shared.reactor.turning.try_lock()?;
-    Some(LoomTurn {
-        reactor: &shared.reactor,
-        _turning: turning,
-    })
+fn try_turn(shared: &Shared) -> Option<super::loom_reactor::Taken<'_>> {
+    shared.reactor.try_take()
 }
 
 #[cfg(loom)]
-struct LoomTurn<'a> {
-    reactor: &'a super::loom_reactor::Reactor,
-    _turning: crate::sync::MutexGuard<'a, ()>,
-}
-
-#[cfg(loom)]
-impl Turn for LoomTurn<'_> {
+impl Turn for super::loom_reactor::Taken<'_> {
     fn turn(&mut self) {
-        self.reactor.turn();
+        super::loom_reactor::Taken::turn(self);
     }
 }
 
