@@ -84,8 +84,7 @@ pub(crate) struct Wakes {
 }
 
 impl Wakes {
-    #[cfg(test)]
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.wakers.is_empty() && self.runnables.is_empty() && self.workers.is_empty()
     }
 
