@@ -58,6 +58,21 @@ impl Future for EventWait {
     }
 }
 
+/// Spawns a task that passes one safepoint (after a yield, if asked) and
+/// then raises the returned flag: raised means it was released.
+fn flag_past_safepoint(rt: &safepoint::Runtime, yield_first: bool) -> Arc<AtomicBool> {
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    rt.spawn(async move {
+        if yield_first {
+            safepoint::task::yield_now().await;
+        }
+        safepoint::safepoint().await;
+        d.store(true, SeqCst);
+    });
+    done
+}
+
 /// Lets other model threads run for a few steps.
 fn let_others_run() {
     for _ in 0..3 {
@@ -151,13 +166,7 @@ fn two_requesters_are_serialised() {
 fn withdrawal_racing_arrival_releases_the_task() {
     loom::model(|| {
         let rt = runtime(1);
-        let done = Arc::new(AtomicBool::new(false));
-        let d = done.clone();
-        rt.spawn(async move {
-            safepoint::task::yield_now().await;
-            safepoint::safepoint().await;
-            d.store(true, SeqCst);
-        });
+        let done = flag_past_safepoint(&rt, true);
         let mut request = Box::pin(rt.handle().stop_the_world());
         let mut cx = Context::from_waker(Waker::noop());
         match request.as_mut().poll(&mut cx) {
@@ -178,12 +187,7 @@ fn withdrawal_racing_arrival_releases_the_task() {
 fn resume_racing_new_request() {
     loom::model(|| {
         let rt = runtime(1);
-        let done = Arc::new(AtomicBool::new(false));
-        let d = done.clone();
-        rt.spawn(async move {
-            safepoint::safepoint().await;
-            d.store(true, SeqCst);
-        });
+        let done = flag_past_safepoint(&rt, false);
         let world = rt.handle().stop_the_world_blocking();
         let other = {
             let handle = rt.handle().clone();
@@ -328,12 +332,7 @@ fn a_wake_racing_the_last_arrival_is_kept_or_run_first() {
 fn a_withdrawal_racing_the_declaration_releases_the_task() {
     loom::model(|| {
         let rt = runtime(1);
-        let done = Arc::new(AtomicBool::new(false));
-        let d = done.clone();
-        rt.spawn(async move {
-            safepoint::safepoint().await;
-            d.store(true, SeqCst);
-        });
+        let done = flag_past_safepoint(&rt, false);
         let mut request = Box::pin(rt.handle().stop_the_world());
         let mut cx = Context::from_waker(Waker::noop());
         let first = request.as_mut().poll(&mut cx);

@@ -225,18 +225,24 @@ fn an_outside_resume_wakes_the_deterministic_runner() {
             })
         });
         assert!(wait_until(LIMIT, || started.load(SeqCst)));
-        let mut request = Box::pin(rt.handle().stop_the_world());
-        let waker = futures::task::noop_waker();
-        assert!(request
-            .as_mut()
-            .poll(&mut Context::from_waker(&waker))
-            .is_pending());
-        go.store(true, SeqCst);
-        let world = futures::executor::block_on(request);
+        let world = stop_after_filing(&rt, || go.store(true, SeqCst));
         std::thread::sleep(Duration::from_millis(20));
         drop(world);
         assert_eq!(runner.join().unwrap(), 1);
     });
+}
+
+/// Files a stop request from this thread (it stays pending: a task is
+/// runnable), runs `then`, and waits for the world.
+fn stop_after_filing(rt: &safepoint::Runtime, then: impl FnOnce()) -> safepoint::StoppedWorld {
+    let mut request = Box::pin(rt.handle().stop_the_world());
+    let waker = futures::task::noop_waker();
+    assert!(request
+        .as_mut()
+        .poll(&mut Context::from_waker(&waker))
+        .is_pending());
+    then();
+    futures::executor::block_on(request)
 }
 
 /// Point 11: the deterministic flavour does not declare a stop while the
@@ -271,14 +277,7 @@ fn a_deterministic_stop_waits_for_a_woken_block_on_future() {
         assert!(wait_until(LIMIT, || ready.load(SeqCst)));
         // File the request (it stays pending: a task is runnable), then let
         // the task wake main in the same round it finishes.
-        let mut request = Box::pin(rt.handle().stop_the_world());
-        let waker = futures::task::noop_waker();
-        assert!(request
-            .as_mut()
-            .poll(&mut Context::from_waker(&waker))
-            .is_pending());
-        go.store(true, SeqCst);
-        let world = futures::executor::block_on(request);
+        let world = stop_after_filing(&rt, || go.store(true, SeqCst));
         assert!(
             main_ran.load(SeqCst),
             "stopped while the woken block_on future had not been polled"

@@ -339,6 +339,18 @@ impl Census {
 
     // ---- workers: parking and waking ---------------------------------------
 
+    /// Takes worker `index` off the sleeper list, if it is listed; the
+    /// caller recounts it. Whether it was listed: the list, not the worker's
+    /// `listed` flag, decides (the flag is only a hint outside the lock).
+    fn unlist(&self, st: &mut State, index: usize) -> bool {
+        let Some(pos) = st.sleepers.iter().position(|&i| i == index) else {
+            return false;
+        };
+        st.sleepers.swap_remove(pos);
+        self.listed[index].store(false, Ordering::Release);
+        true
+    }
+
     /// Takes a sleeper off the list and counts it unparked and searching.
     fn pop_sleeper(&self, st: &mut State) -> Option<usize> {
         let index = st.sleepers.pop()?;
@@ -449,12 +461,10 @@ impl Census {
                 return FromTurn::Stopped;
             }
         }
-        let Some(pos) = st.sleepers.iter().position(|&i| i == index) else {
+        if !self.unlist(&mut st, index) {
             return FromTurn::AlreadyWoken;
-        };
-        st.sleepers.swap_remove(pos);
+        }
         self.word.fetch_add(UNPARKED_ONE, Ordering::SeqCst);
-        self.listed[index].store(false, Ordering::Release);
         self.check(&st);
         FromTurn::Claimed
     }
@@ -473,9 +483,7 @@ impl Census {
         // A worker that parked after shutdown's wake-up round leaves its
         // park loop on the shutdown flag while still listed: it is counted
         // there, not among the unparked.
-        if let Some(pos) = st.sleepers.iter().position(|&i| i == index) {
-            st.sleepers.swap_remove(pos);
-            self.listed[index].store(false, Ordering::Release);
+        if self.unlist(&mut st, index) {
             self.check(&st);
             return Wakes::default();
         }
@@ -530,18 +538,21 @@ impl Census {
     /// `quiescence_wanted` (module docs).
     fn check_all_idle(&self, st: &mut State, has_work: impl Fn() -> bool) -> Wakes {
         fence(Ordering::SeqCst);
-        let word = self.word.load(Ordering::SeqCst);
-        if unparked(word) == 0 && active(word) == 0 {
+        if self.nothing_runs() {
             self.on_all_idle(st, has_work())
         } else {
             Wakes::default()
         }
     }
 
-    fn is_quiescent(&self, st: &State, has_work: impl Fn() -> bool) -> bool {
+    /// Every worker parked (or gone) and no `block_on` poll or round active.
+    fn nothing_runs(&self) -> bool {
         let word = self.word.load(Ordering::SeqCst);
-        unparked(word) == 0
-            && active(word) == 0
+        unparked(word) == 0 && active(word) == 0
+    }
+
+    fn is_quiescent(&self, st: &State, has_work: impl Fn() -> bool) -> bool {
+        self.nothing_runs()
             && !st.barrier.has_requester_runnable()
             && !st.barrier.requester_wake_pending()
             && !has_work()

@@ -184,7 +184,9 @@ fn laggards(shared: &Shared, facts: &PendingFacts) -> Vec<Laggard> {
             }
         })
         .collect();
-    let named = |laggards: &[Laggard], id: Id| laggards.iter().any(|l| l.id == id);
+    // Polls begun before the request and still running: (id, name,
+    // location) from the workers' slots and the `block_on` calls.
+    let mut in_one_poll: Vec<(Id, Option<String>, String)> = Vec::new();
     // A worker whose poll count has not moved since the request and that
     // is polling: one poll, begun before the request, still running.
     for (i, remote) in shared.remotes.iter().enumerate() {
@@ -193,19 +195,34 @@ fn laggards(shared: &Shared, facts: &PendingFacts) -> Vec<Laggard> {
             .current
             .load(std::sync::atomic::Ordering::Relaxed);
         let unmoved = facts.polls_at_request.get(i) == Some(&remote.stats.polls.get());
-        let Some(id) = (current != 0 && unmoved).then(|| Id::from_u64(current)) else {
-            continue;
-        };
-        if named(&laggards, id) || Some(id) == facts.requester {
+        if current == 0 || !unmoved {
             continue;
         }
-        let (name, location) = match shared.registry.info(id) {
+        let id = Id::from_u64(current);
+        in_one_poll.push(match shared.registry.info(id) {
             Some(info) => (
+                id,
                 info.name.as_deref().map(str::to_owned),
                 info.location.to_string(),
             ),
-            None => (None, String::from("<unknown>")),
-        };
+            None => (id, None, String::from("<unknown>")),
+        });
+    }
+    // `block_on` polls begun during the request are in the log above; one
+    // polling now and not logged began before the request.
+    for slot in &facts.block_ons {
+        if slot.polling().1 {
+            in_one_poll.push((
+                slot.id,
+                Some(String::from("block_on")),
+                slot.location.to_string(),
+            ));
+        }
+    }
+    for (id, name, location) in in_one_poll {
+        if Some(id) == facts.requester || laggards.iter().any(|l| l.id == id) {
+            continue;
+        }
         laggards.push(Laggard {
             id,
             name,
@@ -214,21 +231,6 @@ fn laggards(shared: &Shared, facts: &PendingFacts) -> Vec<Laggard> {
             polling_for: Some(since_request),
             polling_since_before_request: true,
         });
-    }
-    // `block_on` polls begun during the request are in the log above; one
-    // polling now and not logged began before the request.
-    for slot in &facts.block_ons {
-        let (_, polling) = slot.polling();
-        if polling && !named(&laggards, slot.id) && Some(slot.id) != facts.requester {
-            laggards.push(Laggard {
-                id: slot.id,
-                name: Some(String::from("block_on")),
-                location: slot.location.to_string(),
-                runnable_for: since_request,
-                polling_for: Some(since_request),
-                polling_since_before_request: true,
-            });
-        }
     }
     laggards.sort_by_key(|l| std::cmp::Reverse(l.runnable_for));
     laggards
