@@ -14,9 +14,12 @@
 //!   `sleep`, `timeout`, `interval`.
 //! * [`net`]: `TcpListener`, `TcpStream`, `UdpSocket`, `UnixListener`, `UnixStream`.
 //! * [`signal`]: `ctrl_c`, `terminate` and `signal::unix::signal`.
+//! * [`gate`]: the seam where every resource's poll lets a pending stop of
+//!   the world park its task (the runtime's protocol point 10).
 #![warn(missing_docs)]
 
 pub mod driver;
+pub mod gate;
 pub mod net;
 pub mod signal;
 pub mod time;

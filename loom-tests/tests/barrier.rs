@@ -552,3 +552,75 @@ fn a_driver_turn_racing_a_stop_keeps_its_wakes_until_the_resume() {
         }
     });
 }
+
+/// Spawns a task that awaits reactor event 1, already delivered (so the
+/// await completes at once unless its gate parks it), then raises the
+/// returned flag.
+fn flag_past_delivered_event(
+    rt: &safepoint::Runtime,
+    reactor: &Arc<safepoint::Reactor>,
+) -> Arc<AtomicBool> {
+    let ran = Arc::new(AtomicBool::new(false));
+    let (r, wait) = (ran.clone(), safepoint::Reactor::wait(reactor, 1));
+    rt.spawn(async move {
+        wait.await;
+        r.store(true, SeqCst);
+    });
+    ran
+}
+
+/// Delivers reactor event 1 before any task waits for it: the worker's
+/// park turns the reactor.
+fn deliver_event_1(rt: &safepoint::Runtime, reactor: &Arc<safepoint::Reactor>) {
+    let probe = safepoint::Reactor::wait(reactor, 1);
+    reactor.fire(1);
+    rt.block_on(probe);
+}
+
+/// A resource poll that would complete racing a stop's declaration
+/// (protocol point 10): the task either completes before the request (and
+/// the stop sees it done) or parks at the resource's gate, and nothing it
+/// awaited is lost: after the resume it completes.
+#[test]
+fn a_resource_poll_racing_the_declaration_completes_before_or_parks_at_its_gate() {
+    loom::model(|| {
+        let rt = runtime(1);
+        let reactor = rt.handle().loom_reactor();
+        deliver_event_1(&rt, &reactor);
+        let ran = flag_past_delivered_event(&rt, &reactor);
+        let world = rt.handle().stop_the_world_blocking();
+        let at_stop = ran.load(SeqCst);
+        let_others_run();
+        assert_eq!(
+            ran.load(SeqCst),
+            at_stop,
+            "the task ran while the world was held"
+        );
+        drop(world);
+        while !ran.load(SeqCst) {
+            rt.run_until_blocked();
+            loom::thread::yield_now();
+        }
+    });
+}
+
+/// A task parked at a resource's gate, released, and a new stop requested
+/// at once: it passes that gate once (the pass the release gave it), so by
+/// the time the second stop holds the world it has completed. Back-to-back
+/// stops cannot pin a task at the same await.
+#[test]
+fn a_task_released_from_its_gate_passes_it_before_the_next_stop() {
+    loom::model(|| {
+        let rt = runtime(1);
+        let reactor = rt.handle().loom_reactor();
+        deliver_event_1(&rt, &reactor);
+        let ran = flag_past_delivered_event(&rt, &reactor);
+        drop(rt.handle().stop_the_world_blocking());
+        let world = rt.handle().stop_the_world_blocking();
+        assert!(
+            ran.load(SeqCst),
+            "a task released from its gate was pinned there by the next stop"
+        );
+        drop(world);
+    });
+}

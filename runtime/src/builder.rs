@@ -537,6 +537,7 @@ impl Builder {
             config.hooks.tokio = Some(std::sync::Arc::new(tokio));
         }
         let driver = self.make_driver()?;
+        crate::safepoint::gate::install();
         let locals: Vec<Local<crate::scheduler::Task>> =
             (0..config.worker_threads).map(|_| Local::new()).collect();
         let stealers = locals.iter().map(|l| l.stealer()).collect();

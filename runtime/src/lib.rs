@@ -64,10 +64,10 @@ pub mod protocol {
 pub use builder::Builder;
 pub use deterministic::Strategy;
 pub use handle::{EnterGuard, Handle};
-pub use metrics::RuntimeMetrics;
+pub use metrics::{PauseHistogram, RuntimeMetrics, SlowStop, StopArrival};
 pub use runtime::Runtime;
 pub use safepoint::point::{safepoint, Safepoint};
-pub use safepoint::report::{Laggard, StopReport, StopTimedOut};
+pub use safepoint::report::{Laggard, LaggardCause, StopReport, StopTimedOut};
 pub use safepoint::request::{StopTheWorld, StopTheWorldTimeout};
 pub use safepoint::world::StoppedWorld;
 pub use safepoint_macros::{main, test};

@@ -3,8 +3,8 @@
 //! nothing is polled while the world is held; requesters in a task and in
 //! `block_on` that await their own timer and socket while holding the
 //! world; a stop that times out names its laggard and leaves the world
-//! running; a pending stop keeps polling the I/O its last laggard waits
-//! for; dropped requests withdraw; dropping the runtime while stopped
+//! running (a yield loop waiting on a reader parked at its read: see
+//! `convergence.rs`); dropped requests withdraw; dropping the runtime while stopped
 //! or while a request is pending; `StopReport` and the stop metrics.
 //!
 //! "Polls" below is a per-test counter bumped at the start of every poll of
@@ -339,81 +339,6 @@ fn stop_timeout_names_the_laggard_and_the_world_keeps_running() {
         drop(world);
         assert_eq!(rt.metrics().stops, 1);
         finish(&rt, &stop, hs);
-    });
-}
-
-/// While a stop is requested the workers keep polling the driver, at the
-/// longest interval: here the last task short of its safepoint waits, in a
-/// yield loop, for a task that needs a byte from a socket. The one worker
-/// is never idle (never parks, never blocks in the driver), so only its
-/// periodic poll can deliver the byte and let the stop complete.
-#[test]
-fn a_pending_stop_keeps_polling_io_that_its_last_laggard_waits_for() {
-    watchdog(LIMIT, || {
-        let rt = rt(1);
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let got = Arc::new(AtomicBool::new(false));
-        let g = got.clone();
-        let reader = rt.spawn(async move {
-            let mut s = safepoint::net::TcpStream::connect(addr).await.unwrap();
-            let mut byte = [0u8; 1];
-            s.read_exact(&mut byte).await.unwrap();
-            g.store(true, SeqCst);
-        });
-        let (mut peer, _) = listener.accept().unwrap();
-        let spinning = Arc::new(AtomicBool::new(false));
-        let (sp, g) = (spinning.clone(), got.clone());
-        let laggard = rt.spawn(async move {
-            sp.store(true, SeqCst);
-            // No safepoint until the reader has its byte.
-            while !g.load(SeqCst) {
-                yield_now().await;
-            }
-            safepoint().await;
-        });
-        // A probe that passes safepoints until one of them holds it: the
-        // sign that the stop is requested.
-        let held = Arc::new(AtomicBool::new(false));
-        let hd = held.clone();
-        let probe = rt.spawn(async move {
-            loop {
-                let mut point = std::pin::pin!(safepoint());
-                let was_held = std::future::poll_fn(|cx| {
-                    let poll = point.as_mut().poll(cx);
-                    if poll.is_pending() {
-                        hd.store(true, SeqCst);
-                    }
-                    poll.map(|()| hd.load(SeqCst))
-                })
-                .await;
-                if was_held {
-                    return;
-                }
-                yield_now().await;
-            }
-        });
-        assert!(wait_until(Duration::from_secs(10), || spinning.load(SeqCst)));
-        let h = rt.handle().clone();
-        let g = got.clone();
-        let stopper = std::thread::spawn(move || {
-            let _world = h.stop_the_world_blocking();
-            g.load(SeqCst)
-        });
-        assert!(wait_until(Duration::from_secs(10), || held.load(SeqCst)));
-        std::thread::sleep(Duration::from_millis(20));
-        assert!(
-            !stopper.is_finished(),
-            "the world stopped while a task was short of its safepoint"
-        );
-        std::io::Write::write_all(&mut peer, &[1]).unwrap();
-        assert!(
-            stopper.join().unwrap(),
-            "stopped without the reader having its byte"
-        );
-        rt.block_on(reader).unwrap();
-        rt.block_on(laggard).unwrap();
-        rt.block_on(probe).unwrap();
     });
 }
 

@@ -130,6 +130,10 @@ impl Registration {
         let ev = ready!(self
             .shared
             .poll_ready(cx, dir, id, &self.handle.inner.io_waiters));
+        // About to complete: a pending stop parks the task here first. The
+        // readiness stays recorded (nothing clears it until an operation
+        // returns `WouldBlock`), so the poll after the resume finds it.
+        ready!(crate::gate::poll_proceed(cx));
         if ev.is_shutdown() {
             return Poll::Ready(Err(shutdown_error()));
         }

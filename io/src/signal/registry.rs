@@ -67,6 +67,16 @@ impl SignalTable {
         Ok(state.slots.entry(signum).or_default().generation)
     }
 
+    /// Whether `signum` was delivered after generation `seen` (a poll would
+    /// complete), without consuming the delivery.
+    pub(crate) fn delivered_since(&self, signum: c_int, seen: u64) -> bool {
+        self.state
+            .lock()
+            .slots
+            .get(&signum)
+            .is_some_and(|slot| slot.generation != seen)
+    }
+
     /// Ready when `signum` was delivered after generation `*seen`; advances it.
     pub(crate) fn poll_recv(
         &self,

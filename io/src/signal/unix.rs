@@ -142,9 +142,13 @@ impl Signal {
 
     /// Polls for the next delivery.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
-        self.handle
-            .inner
-            .signals
+        let signals = &self.handle.inner.signals;
+        // A delivery waiting: a pending stop parks the task before it is
+        // consumed, so the poll after the resume still receives it.
+        if crate::gate::stop_pending() && signals.delivered_since(self.signum, self.seen) {
+            std::task::ready!(crate::gate::poll_proceed(cx));
+        }
+        signals
             .poll_recv(cx, self.signum, &mut self.seen, self.id)
             .map(Some)
     }

@@ -9,7 +9,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use super::timers::Registered;
@@ -159,6 +159,13 @@ impl Sleep {
     }
 
     pub(crate) fn poll_sleep(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        ready!(self.poll_deadline(cx));
+        // Elapsed: a pending stop parks the task here first. The sleep stays
+        // fired, so the poll after the resume completes at once.
+        crate::gate::poll_proceed(cx)
+    }
+
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         match self.state {
             State::Fired => Poll::Ready(()),
             State::Unregistered => {

@@ -17,7 +17,7 @@
 //! (`R`), so the tests can use plain numbers.
 
 use crate::sync::thread::ThreadId;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -70,6 +70,9 @@ pub(crate) struct Released<R> {
     pub(crate) wakers: Vec<Waker>,
     /// The requester, if it was woken while stopped and never ran.
     pub(crate) requester: Option<R>,
+    /// Wakes a driver turn delivered while the stop was pending, kept
+    /// (protocol point 10).
+    pub(crate) deferred: Vec<R>,
 }
 
 pub(crate) struct Barrier<R> {
@@ -87,6 +90,21 @@ pub(crate) struct Barrier<R> {
     at_safepoint: usize,
     /// `block_on` futures woken while stopped, released on resume.
     held: Vec<Waker>,
+    /// Tasks parked at a runtime resource's gate during the current stop
+    /// (protocol point 10): their wakers, and their ids (to count each task
+    /// once, and to let each pass one gate after the release).
+    gate_waiters: Vec<Waker>,
+    gate_parked: HashSet<Id>,
+    /// Tasks released from the last stop that parked them at a gate (or
+    /// kept their wake): each passes its next gate once, so back-to-back
+    /// stops cannot pin a task at the same await. Replaced at each release:
+    /// by then every task released the time before has been polled (the
+    /// stop could not be declared while it was queued).
+    gate_passes: HashSet<Id>,
+    /// Runnables a driver turn woke while the stop was pending, kept for
+    /// the release (protocol point 10): the task stays blocked, so the
+    /// load cannot keep refilling the queues the workers are draining.
+    deferred: Vec<R>,
     /// The requester's runnable when it is woken while the world is stopped:
     /// the one task a worker may run then (protocol point 3).
     requester_slot: Option<R>,
@@ -110,6 +128,10 @@ impl<R> Barrier<R> {
             safepoint_waiters: Vec::new(),
             at_safepoint: 0,
             held: Vec::new(),
+            gate_waiters: Vec::new(),
+            gate_parked: HashSet::new(),
+            gate_passes: HashSet::new(),
+            deferred: Vec::new(),
             requester_slot: None,
             requester_wake_pending: false,
             quiescence_waiters: Vec::new(),
@@ -285,11 +307,15 @@ impl<R> Barrier<R> {
     pub(crate) fn finish(&mut self, ticket: u64, now: Instant) -> Option<Released<R>> {
         let active = self.active.take_if(|a| a.ticket == ticket)?;
         if let Some(stopped_at) = active.stopped_at {
-            self.stats
-                .record_stopped_for(now.saturating_duration_since(stopped_at));
+            self.stats.record_release(
+                now.saturating_duration_since(stopped_at),
+                now.saturating_duration_since(active.requested_at),
+            );
         }
         let mut wakers = std::mem::take(&mut self.safepoint_waiters);
         wakers.append(&mut self.held);
+        wakers.append(&mut self.gate_waiters);
+        self.gate_passes = std::mem::take(&mut self.gate_parked);
         self.at_safepoint = 0;
         self.phase = Phase::Running;
         self.handing_over = true;
@@ -297,6 +323,7 @@ impl<R> Barrier<R> {
         Some(Released {
             wakers,
             requester: self.requester_slot.take(),
+            deferred: std::mem::take(&mut self.deferred),
         })
     }
 
@@ -333,6 +360,60 @@ impl<R> Barrier<R> {
             self.at_safepoint += 1;
         }
         self.generation
+    }
+
+    /// Whether task `id` holds a ticket: the active requester, or one queued
+    /// behind it. Neither parks at a gate nor has its wakes kept: the
+    /// requester's awaits complete as usual (protocol point 10), and a
+    /// queued requester's own timeout must be able to fire.
+    fn holds_ticket(&self, id: Id) -> bool {
+        let me = Requester::Task(id);
+        self.active.as_ref().is_some_and(|a| a.requester == me)
+            || self.queue.iter().any(|q| q.requester == me)
+    }
+
+    /// A task's poll of a runtime resource that would complete, while a
+    /// stop may be pending (protocol point 10). `None`: go on (no stop, the
+    /// task holds a ticket, or it uses its one pass after a release).
+    /// `Some(generation)`: parked, its waker kept for the release; a task
+    /// parked again in the same stop (a spurious wake) is counted once and
+    /// its waker kept once.
+    pub(crate) fn park_at_gate(&mut self, id: Id, waker: &Waker) -> Option<u64> {
+        if self.phase == Phase::Running || self.holds_ticket(id) || self.gate_passes.remove(&id) {
+            return None;
+        }
+        if self.gate_parked.insert(id) {
+            self.at_safepoint += 1;
+            self.gate_waiters.push(waker.clone());
+        } else if !self.gate_waiters.iter().any(|w| w.will_wake(waker)) {
+            // Another waker of the same task (a `JoinSet` polls its handles
+            // with wakers of its own): each must be woken.
+            self.gate_waiters.push(waker.clone());
+        }
+        Some(self.generation)
+    }
+
+    /// Keeps the runnable of task `id`, woken by a driver turn while a stop
+    /// is requested, for the release (protocol point 10), unless the stop
+    /// is no longer merely requested or `id` holds a ticket: then it is
+    /// handed back to be scheduled as usual.
+    pub(crate) fn defer(&mut self, id: Id, r: R) -> Result<(), R> {
+        if self.phase != Phase::Requested || self.holds_ticket(id) {
+            return Err(r);
+        }
+        self.deferred.push(r);
+        // Blocked at an await on a resource whose wake is kept: it passes
+        // that await after the release, like a task parked at its gate.
+        if self.gate_parked.insert(id) {
+            self.at_safepoint += 1;
+        }
+        Ok(())
+    }
+
+    /// Whether wakes are kept for the release: those tasks are runnable for
+    /// quiescence (protocol point 8), though not for the stop.
+    pub(crate) fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty()
     }
 
     /// Holds a `block_on` future woken during a stop until the resume.
@@ -436,6 +517,61 @@ mod tests {
         b.finish(t2, now).unwrap();
         b.activate_next(now, Vec::new());
         assert_eq!(b.active_ticket(), Some(t3));
+    }
+
+    #[test]
+    fn a_gate_parks_each_task_once_exempts_ticket_holders_and_passes_the_released_once() {
+        let mut b: Barrier<u32> = Barrier::new();
+        let now = Instant::now();
+        let (me, other, queued) = (Id::from_u64(1), Id::from_u64(2), Id::from_u64(3));
+        assert_eq!(b.park_at_gate(other, &noop()), None, "no stop: go on");
+        let (t, _) = b.enqueue(Requester::Task(me), noop(), now, Vec::new);
+        let (q, _) = b.enqueue(Requester::Task(queued), noop(), now, Vec::new);
+        assert_eq!(b.park_at_gate(me, &noop()), None, "the requester is exempt");
+        assert_eq!(
+            b.park_at_gate(queued, &noop()),
+            None,
+            "so is a queued requester"
+        );
+        assert_eq!(b.park_at_gate(other, &noop()), Some(1));
+        assert_eq!(
+            b.park_at_gate(other, &noop()),
+            Some(1),
+            "a re-poll parks again"
+        );
+        assert_eq!(b.at_safepoint(), 1, "counted once");
+        // A driver wake of a task other than the requester is kept.
+        assert!(b.defer(Id::from_u64(4), 40).is_ok());
+        assert_eq!(
+            b.defer(me, 10),
+            Err(10),
+            "the requester's wakes are not kept"
+        );
+        assert!(b.has_deferred());
+        assert!(b.declare(now).is_some());
+        assert_eq!(
+            b.defer(Id::from_u64(5), 50),
+            Err(50),
+            "kept only while requested"
+        );
+        let released = b.finish(t, now).unwrap();
+        assert_eq!(
+            released.wakers.len(),
+            1,
+            "one waker for the task parked twice"
+        );
+        assert_eq!(released.deferred, vec![40]);
+        assert!(!b.has_deferred());
+        // The next stop (the queued one): the released pass their gate once.
+        assert!(b.activate_next(now, Vec::new()).is_some());
+        assert_eq!(b.park_at_gate(other, &noop()), None, "released: one pass");
+        assert_eq!(
+            b.park_at_gate(Id::from_u64(4), &noop()),
+            None,
+            "kept wake: one pass"
+        );
+        assert_eq!(b.park_at_gate(other, &noop()), Some(2), "then parks again");
+        b.finish(q, now).unwrap();
     }
 
     #[test]

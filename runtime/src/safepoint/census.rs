@@ -156,6 +156,10 @@ pub(crate) enum RequestState {
 
 /// What a stopped world looks like, read under the lock.
 pub(crate) struct StopFacts {
+    /// Which stop this is (1 for the runtime's first), and its generation.
+    pub(crate) stop: u64,
+    pub(crate) generation: u64,
+    pub(crate) requested_at: Instant,
     pub(crate) time_to_stop: Duration,
     pub(crate) at_safepoint: usize,
     pub(crate) block_ons: usize,
@@ -179,6 +183,9 @@ pub(crate) struct StatsSnapshot {
     pub(crate) ttsp_p99: Duration,
     pub(crate) ttsp_max: Duration,
     pub(crate) stopped_total: Duration,
+    pub(crate) time_to_stop: crate::metrics::PauseHistogram,
+    pub(crate) pause: crate::metrics::PauseHistogram,
+    pub(crate) slowest_stops: Vec<crate::metrics::SlowStop>,
 }
 
 /// One `block_on` call in progress: its future is a task for the census
@@ -526,6 +533,11 @@ impl Census {
                 return wakes;
             }
         }
+        if st.barrier.has_deferred() {
+            // Wakes kept for the release (protocol point 10) are runnable
+            // tasks: no quiescence until they have run (point 8).
+            return wakes;
+        }
         wakes
             .wakers
             .append(&mut st.barrier.take_quiescence_waiters());
@@ -555,6 +567,7 @@ impl Census {
         self.nothing_runs()
             && !st.barrier.has_requester_runnable()
             && !st.barrier.requester_wake_pending()
+            && !st.barrier.has_deferred()
             && !has_work()
     }
 
@@ -824,6 +837,9 @@ impl Census {
         }
         if st.barrier.is_stopped() {
             return RequestState::Stopped(StopFacts {
+                stop: st.barrier.stats.stops,
+                generation: st.barrier.generation(),
+                requested_at: st.barrier.requested_at().unwrap_or_else(Instant::now),
                 time_to_stop: st.barrier.time_to_stop().unwrap_or_default(),
                 at_safepoint: st.barrier.at_safepoint(),
                 block_ons: st.block_ons.len(),
@@ -857,9 +873,11 @@ impl Census {
         };
         STOPS_IN_PROCESS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         self.publish(&st);
+        let mut runnables = released.deferred;
+        runnables.extend(released.requester);
         Some(Wakes {
             wakers: released.wakers,
-            runnables: released.requester.into_iter().collect(),
+            runnables,
             workers: Vec::new(),
         })
     }
@@ -901,6 +919,36 @@ impl Census {
     }
 
     // ---- safepoints ----------------------------------------------------------
+
+    /// A task's poll of a runtime resource would complete while some stop is
+    /// pending in the process (protocol point 10): parks it as at a
+    /// safepoint if this runtime's stop is pending and the task neither
+    /// holds a ticket nor has its one pass from the last release.
+    ///
+    /// The lock-free look first: a stop of another runtime costs this
+    /// runtime's resources one load. Acquire pairs with the SeqCst
+    /// publication of the phase under the lock; a request published just
+    /// after this load is one this poll did not see in time, as for a task
+    /// between two safepoints: the stop waits for its next await.
+    pub(crate) fn poll_gate(&self, me: Id, waker: &Waker) -> AtSafepoint {
+        if self.flags.phase() == RUNNING {
+            return AtSafepoint::Pass;
+        }
+        match self.lock().barrier.park_at_gate(me, waker) {
+            None => AtSafepoint::Pass,
+            Some(generation) => AtSafepoint::Parked(generation),
+        }
+    }
+
+    /// Keeps the wake of `task`, delivered by a driver turn while a stop is
+    /// requested, for the release (protocol point 10); gives it back if the
+    /// stop is no longer merely requested (or the task holds a ticket), to
+    /// be scheduled as usual. Under the lock, so the release (which takes
+    /// the kept wakes under it) either sees it or happened before.
+    pub(crate) fn defer_wake(&self, task: Task) -> Result<(), Task> {
+        let id = task.metadata().id;
+        self.lock().barrier.defer(id, task)
+    }
 
     /// A task polls `safepoint()` while some stop is pending in the process.
     /// `parked_in` is the generation it parked in before, if any: a task
@@ -971,7 +1019,21 @@ impl Census {
             ttsp_p99: stats.ttsp_quantile(0.99),
             ttsp_max: stats.ttsp_max,
             stopped_total: stats.stopped_total,
+            time_to_stop: stats.time_to_stop.clone(),
+            pause: stats.pause.clone(),
+            slowest_stops: stats.slow.snapshot(),
         }
+    }
+
+    /// Whether stop number `stop`, which took `ttsp`, is among the slowest
+    /// recent ones: only then are its last arrivals gathered.
+    pub(crate) fn wants_slow_stop(&self, stop: u64, ttsp: Duration) -> bool {
+        self.lock().barrier.stats.slow.wants(stop, ttsp)
+    }
+
+    /// Keeps a slow stop for the metrics.
+    pub(crate) fn record_slow_stop(&self, slow: crate::metrics::SlowStop) {
+        self.lock().barrier.stats.slow.insert(slow);
     }
 }
 

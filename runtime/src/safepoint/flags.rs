@@ -22,13 +22,14 @@ const PHASE_MASK: u64 = 0b11;
 const GENERATION_SHIFT: u32 = 2;
 
 /// How many runtimes in this process have a stop requested or in force.
-/// `safepoint()` reads only this when it is zero: one atomic load, no
-/// thread-local lookup (protocol point 1). It is a `std` atomic even under
-/// loom because loom atomics cannot live in statics; under loom
-/// `safepoint()` skips it and reads the runtime's own (loom) word, so the
-/// models check the real order.
-pub(crate) static STOPS_IN_PROCESS: std::sync::atomic::AtomicUsize =
-    std::sync::atomic::AtomicUsize::new(0);
+/// `safepoint()` and every runtime resource's gate (protocol points 1 and
+/// 10) read only this when it is zero: one atomic load, no thread-local
+/// lookup. It lives in the I/O crate, whose resources read it without
+/// knowing the runtime. It is a `std` atomic even under loom because loom
+/// atomics cannot live in statics; under loom `safepoint()` and the gate
+/// skip it and read the runtime's own (loom) word, so the models check the
+/// real order.
+pub(crate) use safepoint_io::gate::STOPS_IN_PROCESS;
 
 /// `generation << 2 | phase`.
 pub(crate) struct StopFlags {

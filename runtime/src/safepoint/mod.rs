@@ -9,6 +9,8 @@
 //! - `barrier`: the pure state machine (Running → Requested → Stopped).
 //! - `flags`: the lock-free phase-and-generation word.
 //! - `point`: `safepoint().await`.
+//! - `gate`: the implicit safepoint at every runtime resource while a stop
+//!   is pending.
 //! - `request`: the stop request futures and the blocking form.
 //! - `world`: `StoppedWorld`, resume.
 //! - `report`: `StopReport`, `StopTimedOut`, `Laggard`.
@@ -19,6 +21,7 @@
 pub(crate) mod barrier;
 pub(crate) mod census;
 pub(crate) mod flags;
+pub(crate) mod gate;
 pub(crate) mod laggard;
 pub(crate) mod point;
 pub(crate) mod quiescence;

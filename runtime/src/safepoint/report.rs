@@ -29,7 +29,9 @@ pub struct StopReport {
     /// Live tasks (spawned tasks plus `block_on` futures), the requester
     /// included if it is one.
     pub tasks: usize,
-    /// Tasks parked in `safepoint().await`.
+    /// Tasks parked in `safepoint().await`, or at an await on a runtime
+    /// resource that would have completed during the stop's request
+    /// (protocol point 10).
     pub at_safepoint: usize,
     /// Tasks blocked elsewhere (I/O, timers, channels, join handles): every
     /// task that is neither at a safepoint nor the requester.
@@ -66,6 +68,60 @@ pub struct Laggard {
     /// returned at the deadline: `polling_for` is then a lower bound (the
     /// time since the request).
     pub polling_since_before_request: bool,
+    /// How many of its polls began after the stop was requested (0 for a
+    /// task in one poll since before the request).
+    pub polls_since_request: u64,
+    /// Which of the two things that can keep a stop from completing it is
+    /// doing.
+    pub cause: LaggardCause,
+}
+
+/// Why a laggard kept the world from stopping.
+///
+/// While a stop is pending every await on a runtime resource (socket,
+/// timer, signal, `JoinHandle`) is a safepoint (protocol point 10), so a task
+/// that awaits anything the runtime drives parks within one poll. What is
+/// left is one of these.
+///
+/// # Examples
+///
+/// ```
+/// # fn advise(l: &safepoint::Laggard) {
+/// match l.cause {
+///     safepoint::LaggardCause::LongPoll => println!("{}: computes without awaiting", l.id),
+///     safepoint::LaggardCause::Loops => println!("{}: yields in a loop", l.id),
+///     _ => {}
+/// }
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LaggardCause {
+    /// In one long poll: it computes (or blocks its thread) without
+    /// awaiting. Add `safepoint().await` inside that loop.
+    LongPoll,
+    /// Polled again and again without blocking: it loops on `yield_now()`,
+    /// or on futures that are not runtime resources (another library's
+    /// channel polled in a busy loop, a future that wakes itself). Add
+    /// `safepoint().await` in that loop.
+    Loops,
+}
+
+impl LaggardCause {
+    /// In one poll for `polling_for` (if polling), since the task was first
+    /// seen runnable `runnable_for` ago, with `polls` polls begun since the
+    /// request: a task whose current poll is most of the time it has been
+    /// runnable is in a long poll; one polled many times, briefly, loops.
+    pub(crate) fn classify(
+        polling_for: Option<Duration>,
+        runnable_for: Duration,
+        polls: u64,
+    ) -> LaggardCause {
+        match polling_for {
+            Some(p) if polls <= 1 || p * 2 >= runnable_for => LaggardCause::LongPoll,
+            _ => LaggardCause::Loops,
+        }
+    }
 }
 
 /// A stop that did not happen in time: the request was withdrawn and these
@@ -149,14 +205,26 @@ impl fmt::Display for StopTimedOut {
                 " spawned at {}: runnable for {:?}",
                 l.location, l.runnable_for
             )?;
-            match l.polling_for {
-                Some(p) if l.polling_since_before_request => write!(
+            match (l.cause, l.polling_for) {
+                (LaggardCause::LongPoll, Some(p)) if l.polling_since_before_request => write!(
                     f,
                     ", in one poll since before the request (at least {p:?}): it computes \
                      without awaiting; add `safepoint().await` in that loop"
                 )?,
-                Some(p) => write!(f, ", in a poll for {p:?}")?,
-                None => {}
+                (LaggardCause::LongPoll, p) => write!(
+                    f,
+                    ", in one long poll ({:?}): it computes without awaiting; add \
+                     `safepoint().await` in that loop",
+                    p.unwrap_or_default()
+                )?,
+                (LaggardCause::Loops, _) => write!(
+                    f,
+                    ", polled {} times since the request without blocking: it loops on \
+                     `yield_now()` or on futures that are not runtime resources (awaits on \
+                     sockets, timers and join handles are safepoints during a stop); add \
+                     `safepoint().await` in that loop",
+                    l.polls_since_request
+                )?,
             }
         }
         Ok(())

@@ -17,11 +17,12 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::barrier::Requester;
-use super::census::{PendingFacts, RequestState};
-use super::laggard::{ages, Record};
-use super::report::{Laggard, StopTimedOut};
+use super::census::{PendingFacts, RequestState, StopFacts};
+use super::laggard::{ages, Arrival, Record};
+use super::report::{Laggard, LaggardCause, StopTimedOut};
 use super::world::StoppedWorld;
 use crate::context;
+use crate::metrics::{SlowStop, StopArrival};
 use crate::scheduler::park::ThreadParker;
 use crate::scheduler::Shared;
 use crate::sync::Arc;
@@ -92,13 +93,33 @@ impl StopTheWorld {
             }
         };
         match shared.census.poll_request(ticket, Some(waker)) {
-            RequestState::Stopped(facts) => {
-                self.done = true;
-                let report = StoppedWorld::make_report(&shared, &facts, self.requester());
-                Poll::Ready(StoppedWorld::new(shared, ticket, report))
-            }
+            RequestState::Stopped(facts) => Poll::Ready(self.stopped(shared, ticket, &facts)),
             RequestState::Pending(_) | RequestState::NotActive => Poll::Pending,
         }
+    }
+
+    /// The world is stopped for this request: its report, and, if it is one
+    /// of the slowest recent stops, the last tasks it waited for, kept for
+    /// the metrics.
+    fn stopped(&mut self, shared: Arc<Shared>, ticket: u64, facts: &StopFacts) -> StoppedWorld {
+        self.done = true;
+        let requester = self.requester();
+        if shared
+            .census
+            .wants_slow_stop(facts.stop, facts.time_to_stop)
+        {
+            let me = match requester {
+                Requester::Task(id) => Some(id),
+                _ => None,
+            };
+            shared.census.record_slow_stop(SlowStop {
+                stop: facts.stop,
+                time_to_stop: facts.time_to_stop,
+                last_to_block: last_to_block(&shared, facts.generation, facts.requested_at, me),
+            });
+        }
+        let report = StoppedWorld::make_report(&shared, facts, requester);
+        StoppedWorld::new(shared, ticket, report)
     }
 
     /// Gives up: builds the laggard report and withdraws the request. If the
@@ -114,11 +135,7 @@ impl StopTheWorld {
             });
         };
         let (laggards, at_safepoint) = match shared.census.poll_request(ticket, None) {
-            RequestState::Stopped(facts) => {
-                self.done = true;
-                let report = StoppedWorld::make_report(&shared, &facts, self.requester());
-                return Ok(StoppedWorld::new(shared, ticket, report));
-            }
+            RequestState::Stopped(facts) => return Ok(self.stopped(shared, ticket, &facts)),
             RequestState::NotActive => (Vec::new(), 0),
             RequestState::Pending(facts) => (laggards(&shared, &facts), facts.at_safepoint),
         };
@@ -138,6 +155,43 @@ impl StopTheWorld {
             at_safepoint,
         })
     }
+}
+
+/// The last tasks to block before stop `generation` completed, the last
+/// first, from every worker's log (and the `block_on` log); never the
+/// requester, whose own polls are not what the stop waited for.
+fn last_to_block(
+    shared: &Shared,
+    generation: u64,
+    requested_at: Instant,
+    requester: Option<Id>,
+) -> Vec<StopArrival> {
+    let mut arrivals: Vec<Arrival> = Vec::new();
+    for remote in shared.remotes.iter() {
+        remote
+            .laggards
+            .lock()
+            .collect_arrivals(generation, &mut arrivals);
+    }
+    shared
+        .block_on_laggards
+        .lock()
+        .collect_arrivals(generation, &mut arrivals);
+    arrivals.retain(|a| Some(a.info.id) != requester);
+    arrivals.sort_by_key(|a| std::cmp::Reverse(a.blocked_at));
+    arrivals.truncate(4);
+    arrivals
+        .into_iter()
+        .map(|a| StopArrival {
+            id: a.info.id,
+            name: a.info.name.as_deref().map(str::to_owned),
+            location: a.info.location.to_string(),
+            runnable_for: a
+                .blocked_at
+                .saturating_duration_since(a.first_seen.unwrap_or(requested_at)),
+            polls: a.polls,
+        })
+        .collect()
 }
 
 /// The tasks that kept a pending stop from completing (protocol point 6):
@@ -167,6 +221,7 @@ fn laggards(shared: &Shared, facts: &PendingFacts) -> Vec<Laggard> {
         let same = later.info.id == kept.info.id;
         if same {
             kept.polling_since = kept.polling_since.or(later.polling_since);
+            kept.polls += later.polls;
         }
         same
     });
@@ -174,13 +229,16 @@ fn laggards(shared: &Shared, facts: &PendingFacts) -> Vec<Laggard> {
         .iter()
         .map(|r| {
             let (runnable_for, polling_for) = ages(r, now);
+            let runnable_for = runnable_for.min(since_request);
             Laggard {
                 id: r.info.id,
                 name: r.info.name.as_deref().map(str::to_owned),
                 location: r.info.location.to_string(),
-                runnable_for: runnable_for.min(since_request),
+                runnable_for,
                 polling_for,
                 polling_since_before_request: false,
+                polls_since_request: r.polls,
+                cause: LaggardCause::classify(polling_for, runnable_for, r.polls),
             }
         })
         .collect();
@@ -230,6 +288,8 @@ fn laggards(shared: &Shared, facts: &PendingFacts) -> Vec<Laggard> {
             runnable_for: since_request,
             polling_for: Some(since_request),
             polling_since_before_request: true,
+            polls_since_request: 0,
+            cause: LaggardCause::LongPoll,
         });
     }
     laggards.sort_by_key(|l| std::cmp::Reverse(l.runnable_for));

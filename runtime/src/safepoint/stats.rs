@@ -1,11 +1,15 @@
-//! Stop statistics: count, time-to-safepoint percentiles, time stopped.
+//! Stop statistics: count, time-to-safepoint percentiles, time stopped,
+//! the time-to-stop and pause histograms, the slowest recent stops.
 //!
 //! Kept under the census lock (every stop already takes it), so recording is
 //! free of extra synchronisation. TTSP samples live in a bounded ring: the
 //! percentiles describe the most recent stops, and memory stays fixed on a
-//! server that stops every second for months.
+//! server that stops every second for months; the histograms count every
+//! stop since the start, in fixed buckets.
 
 use std::time::Duration;
+
+use crate::metrics::{PauseHistogram, SlowStops};
 
 const RING: usize = 4096;
 
@@ -16,6 +20,10 @@ pub(crate) struct StopStats {
     next: usize,
     pub(crate) ttsp_max: Duration,
     pub(crate) stopped_total: Duration,
+    pub(crate) time_to_stop: PauseHistogram,
+    /// Request to release, for stops that stopped the world.
+    pub(crate) pause: PauseHistogram,
+    pub(crate) slow: SlowStops,
 }
 
 impl StopStats {
@@ -29,10 +37,13 @@ impl StopStats {
             self.next = (self.next + 1) % RING;
         }
         self.ttsp_max = self.ttsp_max.max(ttsp);
+        self.time_to_stop.record(ttsp);
     }
 
-    pub(crate) fn record_stopped_for(&mut self, d: Duration) {
-        self.stopped_total += d;
+    /// A stop ends: it held the world for `held`, `pause` after its request.
+    pub(crate) fn record_release(&mut self, held: Duration, pause: Duration) {
+        self.stopped_total += held;
+        self.pause.record(pause);
     }
 
     /// The `q` quantile (0..=1) of recent TTSPs; zero with no stops.

@@ -134,7 +134,11 @@ impl Future for Wait {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut st = self.reactor.state.lock();
         if st.delivered.contains(&self.id) {
-            return Poll::Ready(());
+            drop(st);
+            // As every runtime resource: a pending stop parks the task
+            // before it completes (protocol point 10); the event stays
+            // delivered for the poll after the release.
+            return crate::safepoint::gate::poll_proceed(cx);
         }
         st.waiting.push((self.id, cx.waker().clone()));
         Poll::Pending

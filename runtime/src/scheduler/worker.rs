@@ -21,8 +21,9 @@
 //! The safepoint protocol adds little here, by design: while a stop is
 //! requested the worker keeps draining as usual and notes what it polls
 //! (laggard log; and every poll publishes its task in the worker's slot,
-//! protocol point 6); it *arrives* by parking, and the census declares the
-//! stop when the last one parks. While the world is stopped a worker runs
+//! protocol point 6), while the wakes its driver turns deliver are kept for
+//! the release (point 10); it *arrives* by parking, and the census declares
+//! the stop when the last one parks. While the world is stopped a worker runs
 //! only the requester (from the barrier's slot) and otherwise stays parked.
 
 use std::cell::Cell;
@@ -32,7 +33,7 @@ use super::park::Turn;
 use super::shared::{Shared, Task};
 use crate::context;
 use crate::safepoint::census::{FromTurn, Parked};
-use crate::safepoint::flags::{RUNNING, STOPPED};
+use crate::safepoint::flags::{REQUESTED, RUNNING, STOPPED};
 use crate::sync::queue::Local;
 use crate::sync::Arc;
 
@@ -88,6 +89,20 @@ impl WorkerLocal {
     /// task back if this is not such a wake.
     pub(crate) fn schedule_local(&self, task: Task, yielded: bool) -> Result<(), Task> {
         if self.in_driver.get() {
+            // While a stop is requested, a wake from the driver is kept for
+            // the release (protocol point 10): the task is blocked at an
+            // await on a runtime resource, safe where it is, and running it
+            // now would only park it at that await's gate. Relaxed: a stale
+            // phase either defers under the lock, which re-checks, or
+            // queues the task as before the request.
+            let task = if self.shared.census.flags().snapshot_relaxed().phase == REQUESTED {
+                match self.shared.census.defer_wake(task) {
+                    Ok(()) => return Ok(()),
+                    Err(task) => task,
+                }
+            } else {
+                task
+            };
             // Counted after the turn (`claim_after_turn`), which also wakes
             // help if there is more than one.
             self.local.push(task);
@@ -202,10 +217,11 @@ impl Worker {
             // poll found).
             self.requeue_deferred();
             // While a stop is requested the workers are draining towards
-            // it, and every task a poll finds is more to drain: polls go
-            // back to the longest interval (I/O is still polled, so a task
-            // that needs it to reach its safepoint gets it). Relaxed: a
-            // stale phase only picks the other interval for one round.
+            // it and what a poll finds is kept for the release (protocol
+            // point 10), so polling sooner would only cost `epoll_wait`s:
+            // polls go back to the longest interval. The requester's own
+            // I/O and timers still arrive within it. Relaxed: a stale
+            // phase only picks the other interval for one round.
             self.until_driver = if self.shared().census.flags().snapshot_relaxed().phase == RUNNING
             {
                 self.driver_interval
@@ -365,6 +381,19 @@ impl Worker {
             .store(0, std::sync::atomic::Ordering::Relaxed);
         if logged {
             remote.laggards.lock().end(id, still_runnable);
+        } else if !still_runnable {
+            // A poll that began before a request and blocked during it is
+            // what the stop waited for: keep its name for the slowest
+            // stops' metrics (protocol point 6). One load when no stop.
+            let now = shared.census.flags().snapshot_relaxed();
+            if now.phase != RUNNING {
+                if let Some(info) = shared.registry.info(id) {
+                    remote
+                        .laggards
+                        .lock()
+                        .arrive_after_older_poll(now.generation, info);
+                }
+            }
         }
     }
 

@@ -172,6 +172,19 @@ impl<T: Send + 'static> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // The task finished: while a stop is pending, the awaiting task parks
+        // here first (protocol point 10); the output stays in the cell.
+        if crate::safepoint::gate::stop_pending() && self.is_finished() {
+            std::task::ready!(crate::safepoint::gate::poll_proceed(cx));
+        }
+        self.get_mut().poll_output(cx)
+    }
+}
+
+impl<T: Send + 'static> JoinHandle<T> {
+    /// Takes the output if the task finished: the poll without the gate, for
+    /// a `JoinSet`, which gates once for all its handles.
+    pub(crate) fn poll_output(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>> {
         let id = self.id;
         let mut state = self.state.lock();
         let out = match &mut *state {

@@ -15,7 +15,6 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::panic::Location;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -528,12 +527,20 @@ impl<T: Send + 'static> JoinSet<T> {
         }
         // Registered before the ready list is read, so a task finishing
         // after we found the list empty wakes us.
-        {
+        let any_ready = {
             let mut ready = self.ready.lock();
             match &ready.waker {
                 Some(w) if w.will_wake(cx.waker()) => {}
                 _ => ready.waker = Some(cx.waker().clone()),
             }
+            !ready.keys.is_empty()
+        };
+        // A member woke (it most likely finished): while a stop is pending,
+        // the awaiting task parks here first, once for the whole set
+        // (protocol point 10); the handles below are polled without a gate
+        // of their own, and nothing is taken from the ready list.
+        if any_ready && crate::safepoint::gate::stop_pending() {
+            std::task::ready!(crate::safepoint::gate::poll_proceed(cx));
         }
         self.next_ready(Some(cx))
     }
@@ -558,8 +565,7 @@ impl<T: Send + 'static> JoinSet<T> {
             let waker = Waker::from(entry.clone());
             let mut handle = entry.handle.lock();
             let id = handle.id();
-            if let Poll::Ready(out) = Pin::new(&mut *handle).poll(&mut Context::from_waker(&waker))
-            {
+            if let Poll::Ready(out) = handle.poll_output(&mut Context::from_waker(&waker)) {
                 drop(handle);
                 self.entries.remove(key);
                 return Poll::Ready(Some(out.map(|v| (id, v))));

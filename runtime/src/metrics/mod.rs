@@ -1,9 +1,20 @@
 //! `RuntimeMetrics`: a snapshot of the runtime's counters.
 //!
 //! Counters are per worker and written only by their worker; a snapshot sums
-//! them when asked, so collecting metrics costs the scheduler nothing.
+//! them when asked, so collecting metrics costs the scheduler nothing. Stop
+//! statistics live under the census lock (every stop takes it anyway).
+//!
+//! - `histogram`: `PauseHistogram`, the time-to-stop and pause histograms.
+//! - `slow_stops`: the slowest recent stops and what each waited for.
+
+mod histogram;
+mod slow_stops;
 
 use std::time::Duration;
+
+pub use histogram::PauseHistogram;
+pub(crate) use slow_stops::SlowStops;
+pub use slow_stops::{SlowStop, StopArrival};
 
 use crate::scheduler::Shared;
 
@@ -51,6 +62,15 @@ pub struct RuntimeMetrics {
     pub ttsp_max: Duration,
     /// Total time the world has been stopped.
     pub stopped_total: Duration,
+    /// Every completed stop's time to stop (request to stopped), since the
+    /// runtime started: Go's `/sched/pauses/stopping` histogram.
+    pub time_to_stop: PauseHistogram,
+    /// Every completed stop's whole pause, from the request to the release
+    /// (time to stop plus time held): Go's `/sched/pauses/total`.
+    pub pause: PauseHistogram,
+    /// The slowest of the recent stops (the last 4 096), slowest first, each
+    /// with the last tasks it waited for.
+    pub slowest_stops: Vec<SlowStop>,
 }
 
 pub(crate) fn collect(shared: &Shared) -> RuntimeMetrics {
@@ -76,5 +96,8 @@ pub(crate) fn collect(shared: &Shared) -> RuntimeMetrics {
     m.ttsp_p99 = stats.ttsp_p99;
     m.ttsp_max = stats.ttsp_max;
     m.stopped_total = stats.stopped_total;
+    m.time_to_stop = stats.time_to_stop;
+    m.pause = stats.pause;
+    m.slowest_stops = stats.slowest_stops;
     m
 }
