@@ -4,11 +4,12 @@
 //! A connection reads what the socket has and feeds it to its incremental
 //! parser ([`RequestParser`]), which keeps a partial request between reads.
 //! Each complete command is applied, then `safepoint().await` is called, so a
-//! stop finds the connection between commands. A connection in the middle of
-//! a large request also passes a safepoint after each read (its partial
-//! request touches nothing shared), so a client streaming a huge request
-//! never holds a stop. A protocol error is answered and closes that
-//! connection only.
+//! stop finds the connection between commands (a pipelined batch is not
+//! finished first). A connection in the middle of a large request needs no
+//! safepoint of its own: while a stop is pending its next read parks it
+//! (the runtime's protocol point 10), and its partial request touches
+//! nothing shared, so a client streaming a huge request never holds a stop.
+//! A protocol error is answered and closes that connection only.
 //!
 //! Why the replies are shaped so: replies are gathered in one buffer and
 //! written in one write per read (pipelining), but once the buffer passes
@@ -318,10 +319,10 @@ async fn connection(
             stream.close().await?;
             return Ok(());
         }
-        // Mid-request or not, nothing shared is half-changed here; a client
-        // streaming a large request in reads that never wait must not keep
-        // this task from a pending stop.
-        safepoint::safepoint().await;
+        // No safepoint needed here for a client streaming a large request
+        // in reads that never wait: while a stop is pending, the next read
+        // parks this task (protocol point 10), and mid-request nothing
+        // shared is half-changed.
     }
 }
 
