@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::barrier::Requester;
 use super::census::{PendingFacts, RequestState, StopFacts};
+use super::flags::STOPPED;
 use super::laggard::{ages, Arrival, Record};
 use super::report::{Laggard, LaggardCause, StopTimedOut};
 use super::world::StoppedWorld;
@@ -370,6 +371,39 @@ impl Future for StopTheWorldTimeout {
 }
 
 /// Blocks the calling thread until the world stops, or until `timeout`.
+/// How long a thread waiting for a stop spins before it parks: about one
+/// thread wake on a loaded machine, the latency the spin saves.
+const SPIN_FOR_DECLARATION: Duration = Duration::from_micros(25);
+
+/// Spins for up to `SPIN_FOR_DECLARATION` while the stop is pending, so a
+/// stop that completes within a few microseconds hands the world to this
+/// thread without a futex wake and a context switch on the way back (the
+/// declaring worker's unpark finds it awake). Only while a core is left
+/// over: with every core taken by an unparked worker, spinning would take
+/// a core from the very worker the stop waits for, so it parks at once.
+/// Returns whether the world stopped (for someone) during the spin.
+fn spin_for_declaration(shared: &Shared, deadline: Option<Instant>) -> bool {
+    if cfg!(loom) || !matches!(shared.flavor, crate::flavor::Flavor::MultiThread) {
+        return false;
+    }
+    let start = Instant::now();
+    let until = match deadline {
+        Some(d) => d.min(start + SPIN_FOR_DECLARATION),
+        None => start + SPIN_FOR_DECLARATION,
+    };
+    loop {
+        if shared.census.flags().phase() == STOPPED {
+            return true;
+        }
+        if shared.census.unparked_workers() >= shared.cores || Instant::now() >= until {
+            return false;
+        }
+        for _ in 0..64 {
+            std::hint::spin_loop();
+        }
+    }
+}
+
 pub(crate) fn stop_blocking(
     shared: Arc<Shared>,
     timeout: Option<Duration>,
@@ -388,6 +422,7 @@ pub(crate) fn stop_blocking(
     let deadline = timeout.map(|t| started + t);
     let mut request = StopTheWorld::new(shared.clone());
     request.blocking = true;
+    let mut spun = false;
     loop {
         if let Poll::Ready(world) = request.poll_stop(&waker) {
             return Ok(world);
@@ -399,6 +434,14 @@ pub(crate) fn stop_blocking(
             // A deterministic runtime with nobody else driving: this thread
             // ran a round; once everything is idle the census has declared.
             continue;
+        }
+        // Once per call: if the world that stopped was someone else's (this
+        // request waits in line), the spin is spent and this thread parks.
+        if !spun {
+            spun = true;
+            if spin_for_declaration(&shared, deadline) {
+                continue;
+            }
         }
         match deadline {
             None => parker.park(),

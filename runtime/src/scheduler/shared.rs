@@ -87,6 +87,9 @@ pub(crate) struct Shared {
     /// Laggard log for `block_on` futures polled while a stop is pending.
     pub(crate) block_on_laggards: Mutex<LaggardLog>,
     pub(crate) remote_spawns: Counter,
+    /// The CPUs this process may run on: a thread waiting for a stop spins
+    /// only while a core is left over for the workers (see `stop_blocking`).
+    pub(crate) cores: usize,
     /// The models' stand-in for the driver (loom runs without mio).
     #[cfg(loom)]
     pub(crate) reactor: crate::sync::Arc<super::loom_reactor::Reactor>,
@@ -147,6 +150,7 @@ impl Shared {
             shutdown: AtomicBool::new(false),
             block_on_laggards: Mutex::new(LaggardLog::default()),
             remote_spawns: Counter::default(),
+            cores: num_cpus::get(),
             #[cfg(loom)]
             reactor: crate::sync::Arc::new(super::loom_reactor::Reactor::new()),
             flavor,
