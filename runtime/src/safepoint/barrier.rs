@@ -440,9 +440,13 @@ impl<R> Barrier<R> {
         self.requester_slot.take()
     }
 
-    /// Registers a quiescence waiter; returns the epoch it waits past.
-    pub(crate) fn wait_quiescence(&mut self, waker: Waker) -> u64 {
-        self.quiescence_waiters.push(waker);
+    /// Registers a quiescence waiter; returns the epoch it waits past. A
+    /// waiter polled again (a spurious wake) is not listed twice, so a
+    /// long wait does not grow the list with every re-poll.
+    pub(crate) fn wait_quiescence(&mut self, waker: &Waker) -> u64 {
+        if !self.quiescence_waiters.iter().any(|w| w.will_wake(waker)) {
+            self.quiescence_waiters.push(waker.clone());
+        }
         self.quiescence_epoch
     }
 
@@ -625,9 +629,11 @@ mod tests {
         let mut b: Barrier<u32> = Barrier::new();
         assert!(b.take_quiescence_waiters().is_empty());
         assert_eq!(b.quiescence_epoch(), 0, "no waiter, no epoch");
-        assert_eq!(b.wait_quiescence(noop()), 0);
+        let waker = noop();
+        assert_eq!(b.wait_quiescence(&waker), 0);
+        assert_eq!(b.wait_quiescence(&waker), 0, "a re-poll");
         assert!(b.has_quiescence_waiters());
-        assert_eq!(b.take_quiescence_waiters().len(), 1);
+        assert_eq!(b.take_quiescence_waiters().len(), 1, "listed once");
         assert_eq!(b.quiescence_epoch(), 1);
     }
 }

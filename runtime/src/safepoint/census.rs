@@ -997,7 +997,7 @@ impl Census {
         if past.is_some_and(|e| st.barrier.quiescence_epoch() > e) {
             return Ok(Wakes::default());
         }
-        let epoch = st.barrier.wait_quiescence(waker.clone());
+        let epoch = st.barrier.wait_quiescence(waker);
         // Store, then look at the word: the other half of `end_active`'s
         // decrement-then-load (module docs).
         self.quiescence_wanted.store(true, Ordering::SeqCst);
