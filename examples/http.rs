@@ -10,6 +10,12 @@
 //! or Ctrl-C shuts down gracefully (stops accepting, lets requests in flight
 //! finish, gives connections 5 s) and exits 0. This is the server the
 //! benchmark in `benches/http/compare.sh` drives with wrk.
+//!
+//! With `--stop-every MS` a background task stops the world every MS
+//! milliseconds (held 100 µs each) while it serves, and the stop figures
+//! (time to stop and pause histograms, what the slowest stop waited for)
+//! are printed at exit. The handlers have no `safepoint().await`: hyper's
+//! awaits on the socket are safepoints while a stop is pending.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -35,10 +41,20 @@ fn run(args: ServerArgs) -> std::io::Result<()> {
             listener.local_addr()?,
             args.workers
         );
+        let stopper = args
+            .stop_every
+            .map(|every| safepoint::spawn(safepoint_examples::stopper::run(every)));
         let report = safepoint_hyper::serve(listener, service_fn(hello))
             .with_graceful_shutdown(shutdown, Duration::from_secs(5))
             .await?;
         println!("http: {report}");
+        if let Some(stopper) = stopper {
+            stopper.abort();
+            println!(
+                "http: {}",
+                safepoint_examples::stopper::summary(&safepoint::Handle::current().metrics())
+            );
+        }
         Ok(())
     })
 }

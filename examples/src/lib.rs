@@ -7,3 +7,4 @@
 pub mod hello;
 pub mod kv;
 pub mod server_args;
+pub mod stopper;

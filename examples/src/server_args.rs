@@ -16,6 +16,9 @@ pub struct ServerArgs {
     pub port: u16,
     /// Worker threads (default: one per CPU).
     pub workers: usize,
+    /// Stop the world on this period while serving (`--stop-every MS`,
+    /// default off): see [`crate::stopper`].
+    pub stop_every: Option<std::time::Duration>,
 }
 
 /// Parses `args` (without the program name). `Err` holds the message to
@@ -30,6 +33,8 @@ pub struct ServerArgs {
 /// assert_eq!((args.port, args.workers), (8080, 2));
 /// let err = parse("http", ["--workers", "0"]).unwrap_err();
 /// assert!(err.contains("--workers"));
+/// let args = parse("http", ["--stop-every", "100"]).unwrap();
+/// assert_eq!(args.stop_every, Some(std::time::Duration::from_millis(100)));
 /// ```
 pub fn parse<I, S>(program: &str, args: I) -> Result<ServerArgs, String>
 where
@@ -38,12 +43,14 @@ where
 {
     let usage = format!(
         "usage: {program} [--port PORT (default 3000)] [--host IP (default 127.0.0.1)] \
-         [--workers N (default: one per CPU)]"
+         [--workers N (default: one per CPU)] [--stop-every MS (stop the world every MS \
+         milliseconds while serving; default off)]"
     );
     let mut parsed = ServerArgs {
         host: "127.0.0.1".to_owned(),
         port: 3000,
         workers: num_cpus::get(),
+        stop_every: None,
     };
     let mut it = args.into_iter().map(Into::into);
     while let Some(flag) = it.next() {
@@ -60,6 +67,11 @@ where
             "--workers" => match value.parse() {
                 Ok(n) if n > 0 => parsed.workers = n,
                 _ => return Err(bad("a number of worker threads, at least 1")),
+            },
+            "--stop-every" => match value.parse::<u64>() {
+                Ok(0) => parsed.stop_every = None,
+                Ok(ms) => parsed.stop_every = Some(std::time::Duration::from_millis(ms)),
+                Err(_) => return Err(bad("milliseconds between stops (0: none)")),
             },
             _ => return Err(format!("unknown flag {flag}\n{usage}")),
         }
