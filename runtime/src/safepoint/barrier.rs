@@ -97,9 +97,10 @@ pub(crate) struct Barrier<R> {
     gate_parked: HashSet<Id>,
     /// Tasks released from the last stop that parked them at a gate (or
     /// kept their wake): each passes its next gate once, so back-to-back
-    /// stops cannot pin a task at the same await. Replaced at each release:
-    /// by then every task released the time before has been polled (the
-    /// stop could not be declared while it was queued).
+    /// stops cannot pin a task at the same await. Replaced at the release
+    /// of a stop that was declared (by then every task released the time
+    /// before has been polled: the stop could not be declared while it was
+    /// queued); added to at a withdrawal (which guarantees no such thing).
     gate_passes: HashSet<Id>,
     /// Runnables a driver turn woke while the stop was pending, kept for
     /// the release (protocol point 10): the task stays blocked, so the
@@ -315,7 +316,17 @@ impl<R> Barrier<R> {
         let mut wakers = std::mem::take(&mut self.safepoint_waiters);
         wakers.append(&mut self.held);
         wakers.append(&mut self.gate_waiters);
-        self.gate_passes = std::mem::take(&mut self.gate_parked);
+        let parked = std::mem::take(&mut self.gate_parked);
+        if active.stopped_at.is_some() {
+            // Declared: every task the last release gave a pass was polled
+            // before this stop (none could be queued at the declaration),
+            // so the old passes are spent or unneeded.
+            self.gate_passes = parked;
+        } else {
+            // Withdrawn: a task released the time before may not have run
+            // yet; it keeps its pass.
+            self.gate_passes.extend(parked);
+        }
         self.at_safepoint = 0;
         self.phase = Phase::Running;
         self.handing_over = true;
