@@ -29,6 +29,8 @@ cat "$OUT_DIR"/run*.txt | grep '^summary' | awk '
         if (v != "-") vals[sc, k] = vals[sc, k] " " v
     }
 }
+# Plain decimals (awk would print 1.5521e+06): 3 places below 100, none above.
+function num(v) { return (v + 0 >= 100) ? sprintf("%.0f", v) : sprintf("%.3f", v) }
 END {
     for (sc in scen) {
         line = "scenario " sc " (" n[sc] " runs):"
@@ -41,13 +43,14 @@ END {
                 while (y >= 1 && a[y] + 0 > t) { a[y + 1] = a[y]; y-- }
                 a[y + 1] = t }
             med = (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+            med = num(med); lo = num(a[1]); hi = num(a[m])
             if (k == "timeouts" || k == "attempted" || k == "completed") {
                 s = 0; for (x = 1; x <= m; x++) s += a[x]
                 line = line " " k "=" med " (total " s ")"
             } else if (k == "stops") {
                 line = line " " k "=" med
             } else {
-                line = line " " k "=" med " [" a[1] ".." a[m] "]"
+                line = line " " k "=" med " [" lo ".." hi "]"
             }
         }
         print line
