@@ -87,6 +87,13 @@ pub fn us(d: Duration) -> String {
 }
 
 /// The machine's thread-wake floor, measured by [`wake_floor`].
+///
+/// # Examples
+///
+/// ```
+/// let floor: safepoint_benches::WakeFloor = safepoint_benches::wake_floor(50);
+/// assert_eq!(floor.one_way.n, 2 * floor.round_trip.n);
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct WakeFloor {
     /// The ping-pong's round trip: two wakes, one each way.
@@ -108,6 +115,15 @@ pub struct WakeFloor {
 /// used to give, assumes both legs cost the same and folds the hand-offs
 /// in; the direct legs need no such assumption (both are printed, so the
 /// two can be compared). Returns the round trip and the one-way legs.
+///
+/// # Examples
+///
+/// ```
+/// let floor = safepoint_benches::wake_floor(100);
+/// // Every leg lies inside its round trip.
+/// assert!(floor.one_way.max <= floor.round_trip.max);
+/// println!("one wake: p50 {:?}", floor.one_way.p50);
+/// ```
 pub fn wake_floor(rounds: usize) -> WakeFloor {
     // turn: 0 = main's turn, 1 = the echo thread's turn. `stamp`: ns since
     // `origin` just before the last unpark.
