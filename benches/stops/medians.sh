@@ -6,6 +6,7 @@
 #
 #   benches/stops/medians.sh                      # 5 runs, default knobs
 #   RUNS=3 SP_STOPS_SCENARIOS=A benches/stops/medians.sh
+#   RUNS=0 OUT_DIR=dir benches/stops/medians.sh   # re-aggregate dir/run*.txt
 #
 # The SP_STOPS_* knobs pass through to the bench (see the header of
 # benches/benches/stops_under_load.rs).
@@ -19,7 +20,7 @@ for i in $(seq 1 "$RUNS"); do
     grep '^summary' "$OUT_DIR/run$i.txt" | sed "s/^/run $i: /"
 done
 echo
-echo "medians over $RUNS runs (outputs in $OUT_DIR):"
+echo "medians over $(ls "$OUT_DIR"/run*.txt | wc -l) runs (outputs in $OUT_DIR):"
 cat "$OUT_DIR"/run*.txt | grep '^summary' | awk '
 {
     sc = $2; scen[sc] = 1; n[sc]++
@@ -30,7 +31,7 @@ cat "$OUT_DIR"/run*.txt | grep '^summary' | awk '
     }
 }
 # Plain decimals (awk would print 1.5521e+06): 3 places below 100, none above.
-function num(v) { return (v + 0 >= 100) ? sprintf("%.0f", v) : sprintf("%.3f", v) }
+function num(v) { if (v == int(v)) return sprintf("%d", v); return (v + 0 >= 100) ? sprintf("%.0f", v) : sprintf("%.3f", v) }
 END {
     for (sc in scen) {
         line = "scenario " sc " (" n[sc] " runs):"
@@ -43,14 +44,13 @@ END {
                 while (y >= 1 && a[y] + 0 > t) { a[y + 1] = a[y]; y-- }
                 a[y + 1] = t }
             med = (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-            med = num(med); lo = num(a[1]); hi = num(a[m])
             if (k == "timeouts" || k == "attempted" || k == "completed") {
                 s = 0; for (x = 1; x <= m; x++) s += a[x]
                 line = line " " k "=" med " (total " s ")"
             } else if (k == "stops") {
                 line = line " " k "=" med
             } else {
-                line = line " " k "=" med " [" lo ".." hi "]"
+                line = line " " k "=" num(med) " [" num(a[1]) ".." num(a[m]) "]"
             }
         }
         print line
