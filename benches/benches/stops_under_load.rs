@@ -23,9 +23,12 @@
 //!   socket stays non-empty. Both ends' socket buffers are set to
 //!   `SP_STOPS_SOCK_BUF` (4 MiB, this machine's `rmem_max`; 0 leaves them
 //!   autotuned), so the kernel holds a backlog of megabytes across the
-//!   writer's scheduling gaps. The reader still counts its polls that
-//!   found the socket empty; the report prints them (`empty_reads`): each
-//!   is a moment a stop could complete without any help from the runtime.
+//!   writer's scheduling gaps. The reader counts its reads that returned
+//!   `Pending`, per window: in the windows without stops each is a socket
+//!   found empty (`pending_quiet`), a moment a stop could have completed
+//!   with no help from the runtime; in the stops windows
+//!   (`pending_stops`) they also include, once the runtime implements
+//!   protocol point 10, the reader parked at its read by each stop.
 //!
 //! The clients are plain std blocking sockets on `SP_STOPS_CLIENT_THREADS`
 //! (2) OS threads, outside the runtime under test. Each thread owns a share
@@ -136,8 +139,8 @@ struct Load {
     /// Requests answered (A) or bytes read (B), counted by the server tasks.
     done: Arc<AtomicU64>,
     quit: Arc<AtomicBool>,
-    /// Reads that found the socket empty (B's tasks; 0 in A).
-    empty: Arc<AtomicU64>,
+    /// Reads that returned `Pending` (B's tasks; 0 in A).
+    pending: Arc<AtomicU64>,
     clients: Vec<JoinHandle<()>>,
     /// Held open without traffic (B's idle connections).
     _idle: Vec<StdStream>,
@@ -256,20 +259,21 @@ fn start_a(rt: &safepoint::Runtime, cfg: &Config) -> Load {
     Load {
         done,
         quit,
-        empty: Arc::default(),
+        pending: Arc::default(),
         clients,
         _idle: Vec::new(),
     }
 }
 
-/// `s.read(buf)`, counting in `empty` the polls that found the socket empty
-/// (`Pending`): scenario B is "the socket always has data" only while that
-/// count stays still.
-async fn counted_read(s: &mut TcpStream, buf: &mut [u8], empty: &AtomicU64) -> io::Result<usize> {
+/// `s.read(buf)`, counting in `pending` the polls that returned `Pending`:
+/// the socket was empty or (protocol point 10) a stop parked the read.
+/// Without stops, scenario B is "the socket always has data" only while
+/// that count stays still.
+async fn counted_read(s: &mut TcpStream, buf: &mut [u8], pending: &AtomicU64) -> io::Result<usize> {
     std::future::poll_fn(|cx| {
         let r = Pin::new(&mut *s).poll_read(cx, buf);
         if r.is_pending() {
-            empty.fetch_add(1, Ordering::Relaxed);
+            pending.fetch_add(1, Ordering::Relaxed);
         }
         r
     })
@@ -279,13 +283,13 @@ async fn counted_read(s: &mut TcpStream, buf: &mut [u8], empty: &AtomicU64) -> i
 /// Scenario B: one streaming connection to a reader, plus idle ones.
 fn start_b(rt: &safepoint::Runtime, cfg: &Config) -> Load {
     let done = Arc::new(AtomicU64::new(0));
-    let empty = Arc::new(AtomicU64::new(0));
+    let pending = Arc::new(AtomicU64::new(0));
     let (d, read_buf, sock_buf) = (done.clone(), cfg.read_buf, cfg.sock_buf);
     // The same task for the streamed and the idle connections: read and
     // count until EOF.
-    let em = empty.clone();
+    let pe = pending.clone();
     let (addr, accepted) = listen(rt, "B reader", move |mut s| {
-        let (d, e) = (d.clone(), em.clone());
+        let (d, e) = (d.clone(), pe.clone());
         if sock_buf > 0 {
             SockRef::from(&s).set_recv_buffer_size(sock_buf).unwrap();
         }
@@ -316,7 +320,7 @@ fn start_b(rt: &safepoint::Runtime, cfg: &Config) -> Load {
     Load {
         done,
         quit,
-        empty,
+        pending,
         clients: vec![client],
         _idle: idle,
     }
@@ -363,26 +367,26 @@ impl Stops {
 #[derive(Clone, Copy, Default)]
 struct Window {
     count: u64,
-    /// Reads that found their socket empty.
-    empty: u64,
+    /// Reads that returned `Pending`.
+    pending: u64,
     wall: Duration,
 }
 
 impl Window {
     fn measure(load: &Load, body: impl FnOnce()) -> Window {
-        let empty = || load.empty.load(Ordering::Relaxed);
-        let (c0, e0, t0) = (load.count(), empty(), Instant::now());
+        let pending = || load.pending.load(Ordering::Relaxed);
+        let (c0, p0, t0) = (load.count(), pending(), Instant::now());
         body();
         Window {
             count: load.count() - c0,
-            empty: empty() - e0,
+            pending: pending() - p0,
             wall: t0.elapsed(),
         }
     }
 
     fn add(&mut self, w: Window) {
         self.count += w.count;
-        self.empty += w.empty;
+        self.pending += w.pending;
         self.wall += w.wall;
     }
 
@@ -494,6 +498,12 @@ fn report(scenario: &str, unit: &str, scale: f64, planned: usize, cfg: &Config, 
     let (with, without) = (out.with.rate() * scale, out.without.rate() * scale);
     let ratio = with / without;
     // Per round: the ratio, and the with-stops window's length.
+    // B's pending reads in the stops and the quiet windows ("-" in A).
+    let pending = if scenario == "B" {
+        [out.with.pending, out.without.pending].map(|n| n.to_string())
+    } else {
+        ["-".to_owned(), "-".to_owned()]
+    };
     let rounds: Vec<String> = out
         .rounds
         .iter()
@@ -510,8 +520,8 @@ fn report(scenario: &str, unit: &str, scale: f64, planned: usize, cfg: &Config, 
     );
     if scenario == "B" {
         println!(
-            "  reads that found the socket empty: {} in the stops windows, {} in the quiet ones",
-            out.with.empty, out.without.empty
+            "  reads that returned Pending: {} in the stops windows (socket empty, or parked by a stop), {} in the quiet ones (socket empty)",
+            out.with.pending, out.without.pending
         );
     }
     if let Some(e) = &s.first_timeout {
@@ -521,7 +531,7 @@ fn report(scenario: &str, unit: &str, scale: f64, planned: usize, cfg: &Config, 
         "summary {scenario} stops={planned} attempted={} completed={completed} timeouts={} \
          ttsp_p50_us={} ttsp_p99_us={} ttsp_max_us={} wall_p50_us={} wall_p99_us={} \
          wall_max_us={} with={with:.0} without={without:.0} ratio={ratio:.3} \
-         empty_reads={}",
+         pending_stops={} pending_quiet={}",
         out.attempted,
         s.timeouts,
         ttsp[0],
@@ -530,11 +540,8 @@ fn report(scenario: &str, unit: &str, scale: f64, planned: usize, cfg: &Config, 
         wall[0],
         wall[1],
         wall[2],
-        if scenario == "B" {
-            (out.with.empty + out.without.empty).to_string()
-        } else {
-            "-".to_owned()
-        },
+        pending[0],
+        pending[1],
     );
     println!();
 }
