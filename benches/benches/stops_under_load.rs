@@ -24,10 +24,11 @@
 //!   `SP_STOPS_SOCK_BUF` (4 MiB, this machine's `rmem_max`; 0 leaves them
 //!   autotuned), so the kernel holds a backlog of megabytes across the
 //!   writer's scheduling gaps. The reader counts its reads that returned
-//!   `Pending`, per window: in the windows without stops each is a socket
-//!   found empty (`pending_quiet`), a moment a stop could have completed
-//!   with no help from the runtime; in the stops windows
-//!   (`pending_stops`) they also include, once the runtime implements
+//!   `Pending` and the share of the time they waited, per window: in the
+//!   windows without stops each is a socket found empty (`pending_quiet`,
+//!   `waited_pct_quiet`), a moment a stop could have completed with no
+//!   help from the runtime; in the stops windows (`pending_stops`,
+//!   `waited_pct_stops`) they also include, once the runtime implements
 //!   protocol point 10, the reader parked at its read by each stop.
 //!
 //! The clients are plain std blocking sockets on `SP_STOPS_CLIENT_THREADS`
@@ -139,8 +140,8 @@ struct Load {
     /// Requests answered (A) or bytes read (B), counted by the server tasks.
     done: Arc<AtomicU64>,
     quit: Arc<AtomicBool>,
-    /// Reads that returned `Pending` (B's tasks; 0 in A).
-    pending: Arc<AtomicU64>,
+    /// B's reads that waited (nothing in A).
+    reads: Arc<ReadWaits>,
     clients: Vec<JoinHandle<()>>,
     /// Held open without traffic (B's idle connections).
     _idle: Vec<StdStream>,
@@ -259,21 +260,39 @@ fn start_a(rt: &safepoint::Runtime, cfg: &Config) -> Load {
     Load {
         done,
         quit,
-        pending: Arc::default(),
+        reads: Arc::default(),
         clients,
         _idle: Vec::new(),
     }
 }
 
-/// `s.read(buf)`, counting in `pending` the polls that returned `Pending`:
-/// the socket was empty or (protocol point 10) a stop parked the read.
-/// Without stops, scenario B is "the socket always has data" only while
-/// that count stays still.
-async fn counted_read(s: &mut TcpStream, buf: &mut [u8], pending: &AtomicU64) -> io::Result<usize> {
+/// How B's reads waited: the socket was empty or (protocol point 10) a stop
+/// parked the read. Without stops, B is "the socket always has data" only
+/// while both stay near zero.
+#[derive(Default)]
+struct ReadWaits {
+    /// Reads that returned `Pending` at least once.
+    pending: AtomicU64,
+    /// Their time from the first `Pending` to completion, in ns (added when
+    /// the read completes).
+    waited_ns: AtomicU64,
+}
+
+/// `s.read(buf)`, recording in `waits` whether and how long it waited.
+async fn counted_read(s: &mut TcpStream, buf: &mut [u8], waits: &ReadWaits) -> io::Result<usize> {
+    let mut since: Option<Instant> = None;
     std::future::poll_fn(|cx| {
         let r = Pin::new(&mut *s).poll_read(cx, buf);
-        if r.is_pending() {
-            pending.fetch_add(1, Ordering::Relaxed);
+        match (r.is_pending(), since) {
+            (true, None) => {
+                waits.pending.fetch_add(1, Ordering::Relaxed);
+                since = Some(Instant::now());
+            }
+            (false, Some(t)) => {
+                let ns = t.elapsed().as_nanos() as u64;
+                waits.waited_ns.fetch_add(ns, Ordering::Relaxed);
+            }
+            _ => {}
         }
         r
     })
@@ -283,19 +302,19 @@ async fn counted_read(s: &mut TcpStream, buf: &mut [u8], pending: &AtomicU64) ->
 /// Scenario B: one streaming connection to a reader, plus idle ones.
 fn start_b(rt: &safepoint::Runtime, cfg: &Config) -> Load {
     let done = Arc::new(AtomicU64::new(0));
-    let pending = Arc::new(AtomicU64::new(0));
+    let reads = Arc::new(ReadWaits::default());
     let (d, read_buf, sock_buf) = (done.clone(), cfg.read_buf, cfg.sock_buf);
     // The same task for the streamed and the idle connections: read and
     // count until EOF.
-    let pe = pending.clone();
+    let rw = reads.clone();
     let (addr, accepted) = listen(rt, "B reader", move |mut s| {
-        let (d, e) = (d.clone(), pe.clone());
+        let (d, w) = (d.clone(), rw.clone());
         if sock_buf > 0 {
             SockRef::from(&s).set_recv_buffer_size(sock_buf).unwrap();
         }
         async move {
             let mut buf = vec![0u8; read_buf];
-            while let Ok(n @ 1..) = counted_read(&mut s, &mut buf, &e).await {
+            while let Ok(n @ 1..) = counted_read(&mut s, &mut buf, &w).await {
                 d.fetch_add(n as u64, Ordering::Relaxed);
             }
         }
@@ -320,7 +339,7 @@ fn start_b(rt: &safepoint::Runtime, cfg: &Config) -> Load {
     Load {
         done,
         quit,
-        pending,
+        reads,
         clients: vec![client],
         _idle: idle,
     }
@@ -367,19 +386,26 @@ impl Stops {
 #[derive(Clone, Copy, Default)]
 struct Window {
     count: u64,
-    /// Reads that returned `Pending`.
+    /// Reads that returned `Pending`, and how long those waited.
     pending: u64,
+    waited: Duration,
     wall: Duration,
 }
 
 impl Window {
     fn measure(load: &Load, body: impl FnOnce()) -> Window {
-        let pending = || load.pending.load(Ordering::Relaxed);
-        let (c0, p0, t0) = (load.count(), pending(), Instant::now());
+        let waits = || {
+            let r = &load.reads;
+            let ns = r.waited_ns.load(Ordering::Relaxed);
+            (r.pending.load(Ordering::Relaxed), ns)
+        };
+        let (c0, (p0, w0), t0) = (load.count(), waits(), Instant::now());
         body();
+        let (p1, w1) = waits();
         Window {
             count: load.count() - c0,
-            pending: pending() - p0,
+            pending: p1 - p0,
+            waited: Duration::from_nanos(w1 - w0),
             wall: t0.elapsed(),
         }
     }
@@ -387,7 +413,13 @@ impl Window {
     fn add(&mut self, w: Window) {
         self.count += w.count;
         self.pending += w.pending;
+        self.waited += w.waited;
         self.wall += w.wall;
+    }
+
+    /// The share of the window the reads spent waiting.
+    fn waited_share(&self) -> f64 {
+        self.waited.as_secs_f64() / self.wall.as_secs_f64().max(1e-9)
     }
 
     fn rate(&self) -> f64 {
@@ -500,9 +532,15 @@ fn report(scenario: &str, unit: &str, scale: f64, planned: usize, cfg: &Config, 
     // Per round: the ratio, and the with-stops window's length.
     // B's pending reads in the stops and the quiet windows ("-" in A).
     let pending = if scenario == "B" {
-        [out.with.pending, out.without.pending].map(|n| n.to_string())
+        let w = &out.with;
+        let q = &out.without;
+        [w.pending, q.pending]
+            .map(|n| n.to_string())
+            .into_iter()
+            .chain([w.waited_share(), q.waited_share()].map(|f| format!("{:.2}", f * 100.0)))
+            .collect()
     } else {
-        ["-".to_owned(), "-".to_owned()]
+        vec!["-".to_owned(); 4]
     };
     let rounds: Vec<String> = out
         .rounds
@@ -520,8 +558,8 @@ fn report(scenario: &str, unit: &str, scale: f64, planned: usize, cfg: &Config, 
     );
     if scenario == "B" {
         println!(
-            "  reads that returned Pending: {} in the stops windows (socket empty, or parked by a stop), {} in the quiet ones (socket empty)",
-            out.with.pending, out.without.pending
+            "  reads that waited (returned Pending): {} in the stops windows (socket empty, or parked by a stop), waiting {}% of the time; {} in the quiet ones (socket empty), waiting {}% of the time",
+            pending[0], pending[2], pending[1], pending[3]
         );
     }
     if let Some(e) = &s.first_timeout {
@@ -531,7 +569,7 @@ fn report(scenario: &str, unit: &str, scale: f64, planned: usize, cfg: &Config, 
         "summary {scenario} stops={planned} attempted={} completed={completed} timeouts={} \
          ttsp_p50_us={} ttsp_p99_us={} ttsp_max_us={} wall_p50_us={} wall_p99_us={} \
          wall_max_us={} with={with:.0} without={without:.0} ratio={ratio:.3} \
-         pending_stops={} pending_quiet={}",
+         pending_stops={} pending_quiet={} waited_pct_stops={} waited_pct_quiet={}",
         out.attempted,
         s.timeouts,
         ttsp[0],
@@ -542,6 +580,8 @@ fn report(scenario: &str, unit: &str, scale: f64, planned: usize, cfg: &Config, 
         wall[2],
         pending[0],
         pending[1],
+        pending[2],
+        pending[3],
     );
     println!();
 }
