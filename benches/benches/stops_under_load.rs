@@ -19,7 +19,7 @@
 //!   found the socket empty a few times a second (the writer thread
 //!   descheduled), which let most stops complete. So it reads
 //!   `SP_STOPS_READ_BUF` (256) bytes per call: the syscall per 256 bytes
-//!   stands in for a parser's work per byte (~250-350 MB/s here), and the
+//!   stands in for a parser's work per byte (~250-600 MB/s here), and the
 //!   socket stays non-empty. Both ends' socket buffers are set to
 //!   `SP_STOPS_SOCK_BUF` (4 MiB, this machine's `rmem_max`; 0 leaves them
 //!   autotuned), so the kernel holds a backlog of megabytes across the
