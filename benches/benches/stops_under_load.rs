@@ -20,7 +20,9 @@
 //!   descheduled), which let most stops complete. So it reads
 //!   `SP_STOPS_READ_BUF` (256) bytes per call: the syscall per 256 bytes
 //!   stands in for a parser's work per byte (~250-600 MB/s here), and the
-//!   socket stays non-empty. Both ends' socket buffers are set to
+//!   socket rarely runs dry (loopback TCP still stalls now and then on the
+//!   loaded machine: see `benches/stops/README.md`). Both ends' socket
+//!   buffers are set to
 //!   `SP_STOPS_SOCK_BUF` (4 MiB, this machine's `rmem_max`; 0 leaves them
 //!   autotuned), so the kernel holds a backlog of megabytes across the
 //!   writer's scheduling gaps. The reader counts its reads that returned
