@@ -82,7 +82,7 @@ use std::time::{Duration, Instant};
 
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use safepoint::net::{TcpListener, TcpStream};
-use safepoint_benches::{env_usize, spin_for, us, Percentiles};
+use safepoint_benches::{env_usize, selected, spin_for, us, Percentiles};
 use socket2::SockRef;
 
 /// Request and response size in scenario A.
@@ -596,6 +596,11 @@ fn runtime(cfg: &Config) -> safepoint::Runtime {
 }
 
 fn main() {
+    // `cargo bench -p safepoint-benches -- <filter>` passes the filter to
+    // every bench binary: run only if it names this one.
+    if !selected("stops_under_load") {
+        return;
+    }
     let cfg = Config::from_env();
     println!(
         "stops under load: {} workers, stops held {:?}, {:?} apart, timeout {:?}, {} rounds alternating with/without stops",
