@@ -444,9 +444,12 @@ fn run(rt: &safepoint::Runtime, cfg: &Config, load: &Load, stops: usize) -> Outc
     std::thread::sleep(cfg.warmup);
     let warm_timeouts = (0..WARMUP_STOPS)
         .filter(|_| {
-            let r = handle.stop_the_world_blocking_timeout(WARMUP_TIMEOUT);
+            // Released at once (the world is dropped inside the statement).
+            let timed_out = handle
+                .stop_the_world_blocking_timeout(WARMUP_TIMEOUT)
+                .is_err();
             std::thread::sleep(cfg.gap);
-            r.is_err()
+            timed_out
         })
         .count();
     if warm_timeouts > 0 {
