@@ -11,7 +11,12 @@
 //!   safepoint().await }. Each runtime + its N tasks is built once per
 //!   (workers, N). Besides criterion, a plain p50/p99/max over
 //!   `SP_TTSP_STOPS` (default 2 000) stops is printed, next to the machine's
-//!   thread-wake floor (std park/unpark ping-pong between two threads).
+//!   thread-wake floor (std park/unpark ping-pong between two threads,
+//!   each leg timed on its own: the one-way wake). The floor is measured
+//!   once idle at the start, and again for each row just before its stops,
+//!   with that row's busy tasks already running (the load the requester's
+//!   wake meets); each row prints that one-way median and the ratio of its
+//!   TTSP median to it (issue 12 wants the busy rows below 1).
 //!
 //! Environment: `SP_TTSP_STOPS` (stops per percentile run), `SP_TTSP_GAP_US`
 //! (pause after each resume so the next request meets a settled runtime,
@@ -29,7 +34,7 @@ use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
 use futures::channel::oneshot;
-use safepoint_benches::{env_usize, selected, spin_for, us, wake_round_trip, Percentiles};
+use safepoint_benches::{env_usize, selected, spin_for, us, wake_floor, Percentiles, WakeFloor};
 
 const AWAITS: u64 = 1_000;
 const BUSY_TASKS: usize = 4;
@@ -186,6 +191,30 @@ struct Row {
     busy: usize,
     p: Percentiles,
     wall: Percentiles,
+    /// The wake floor measured just before this row's stops, under its load.
+    wake: WakeFloor,
+}
+
+impl Row {
+    /// TTSP median over the one-way wake median of the same row.
+    fn floor_ratio(&self) -> f64 {
+        self.p.p50.as_secs_f64() / self.wake.one_way.p50.as_secs_f64()
+    }
+}
+
+/// "p50 X us p99 Y us" of `p`.
+fn p50_p99(p: &Percentiles) -> String {
+    format!("p50 {} us p99 {} us", us(p.p50), us(p.p99))
+}
+
+/// Prints a wake floor measurement, prefixed with `when`.
+fn print_wake(when: &str, wake: &WakeFloor) {
+    println!(
+        "thread wake ({when}; std park/unpark ping-pong, 2 threads): one way {}; round trip {} (half: {} us)",
+        p50_p99(&wake.one_way),
+        p50_p99(&wake.round_trip),
+        us(wake.round_trip.p50 / 2)
+    );
 }
 
 fn ttsp(c: &mut Criterion) {
@@ -195,13 +224,10 @@ fn ttsp(c: &mut Criterion) {
     let stops = env_usize("SP_TTSP_STOPS", 2_000);
     let max_tasks = env_usize("SP_TTSP_MAX_TASKS", 1_000_000);
     let crit_stops = env_usize("SP_TTSP_CRIT_STOPS", 2_000);
-    let wake = wake_round_trip(2_000);
-    println!(
-        "\nthread wake round trip (std park/unpark ping-pong, 2 threads): p50 {} us, p99 {} us; wake floor (half) ~{} us\n",
-        us(wake.p50),
-        us(wake.p99),
-        us(wake.p50 / 2)
-    );
+    let wake = wake_floor(2_000);
+    println!();
+    print_wake("idle, before any runtime", &wake);
+    println!();
     let mut rows = Vec::new();
     for workers in [4usize, 2] {
         for blocked in [1_000usize, 100_000, 1_000_000] {
@@ -226,6 +252,9 @@ fn ttsp(c: &mut Criterion) {
                     world.start_busy();
                 }
                 let expect = blocked + busy;
+                // The floor now, under this row's load (its busy tasks
+                // spinning on the workers), for the ratio.
+                let row_wake = wake_floor(2_000);
                 // Plain percentiles: the stop as the runtime measures it and
                 // as the requesting thread sees it (call to return).
                 let mut ttsp = Vec::with_capacity(stops);
@@ -246,14 +275,15 @@ fn ttsp(c: &mut Criterion) {
                     busy,
                     p: Percentiles::of(&mut ttsp),
                     wall: Percentiles::of(&mut wall),
+                    wake: row_wake,
                 };
                 println!(
-                    "ttsp workers={workers} blocked={blocked} busy={busy}: p50 {} us  p99 {} us  max {} us  (call->return p50 {} us p99 {} us)",
-                    us(row.p.p50),
-                    us(row.p.p99),
+                    "ttsp workers={workers} blocked={blocked} busy={busy}: {}  max {} us  (call->return {}); one-way wake p50 {} us, ttsp p50 / wake {:.2}",
+                    p50_p99(&row.p),
                     us(row.p.max),
-                    us(row.wall.p50),
-                    us(row.wall.p99)
+                    p50_p99(&row.wall),
+                    us(row.wake.one_way.p50),
+                    row.floor_ratio()
                 );
                 // Wall time per stop, gap included.
                 let per_stop = loop_start.elapsed() / stops as u32;
@@ -295,23 +325,29 @@ fn ttsp(c: &mut Criterion) {
     print_table(&rows, &wake);
 }
 
-fn print_table(rows: &[Row], wake: &Percentiles) {
+fn print_table(rows: &[Row], wake: &WakeFloor) {
     println!(
         "\n=== TTSP (time_to_stop from StopReport), {} stops per row ===",
         rows.first().map_or(0, |r| r.p.n)
     );
+    print_wake("idle, at the start", wake);
+    println!("wake1_us: one-way wake p50 measured just before the row, under its load; ratio = p50_us / wake1_us");
     println!(
-        "wake floor: thread round trip p50 {} us -> one wake ~{} us",
-        us(wake.p50),
-        us(wake.p50 / 2)
-    );
-    println!(
-        "{:>7} {:>9} {:>5} {:>10} {:>10} {:>10} {:>12} {:>12}",
-        "workers", "blocked", "busy", "p50_us", "p99_us", "max_us", "call_p50_us", "call_p99_us"
+        "{:>7} {:>9} {:>5} {:>10} {:>10} {:>10} {:>12} {:>12} {:>9} {:>6}",
+        "workers",
+        "blocked",
+        "busy",
+        "p50_us",
+        "p99_us",
+        "max_us",
+        "call_p50_us",
+        "call_p99_us",
+        "wake1_us",
+        "ratio"
     );
     for r in rows {
         println!(
-            "{:>7} {:>9} {:>5} {:>10} {:>10} {:>10} {:>12} {:>12}",
+            "{:>7} {:>9} {:>5} {:>10} {:>10} {:>10} {:>12} {:>12} {:>9} {:>6.2}",
             r.workers,
             r.blocked,
             r.busy,
@@ -319,7 +355,9 @@ fn print_table(rows: &[Row], wake: &Percentiles) {
             us(r.p.p99),
             us(r.p.max),
             us(r.wall.p50),
-            us(r.wall.p99)
+            us(r.wall.p99),
+            us(r.wake.one_way.p50),
+            r.floor_ratio()
         );
     }
     // The issue's targets.
@@ -330,6 +368,15 @@ fn print_table(rows: &[Row], wake: &Percentiles) {
             r.workers,
             r.blocked,
             if ok { "met" } else { "MISSED" }
+        );
+        // Issue 12: the busy median below the one-way wake floor.
+        println!(
+            "target busy (p50 below the one-way wake floor, {} us; ratio {:.2} < 1) workers={} blocked={}: {}",
+            us(r.wake.one_way.p50),
+            r.floor_ratio(),
+            r.workers,
+            r.blocked,
+            if r.floor_ratio() < 1.0 { "met" } else { "MISSED" }
         );
     }
     for workers in [4usize, 2] {

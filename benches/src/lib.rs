@@ -86,47 +86,103 @@ pub fn us(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1e6)
 }
 
-/// The machine's thread-wake round trip: two std threads ping-pong a token
-/// `rounds` times with `std::thread::park`/`unpark` (the same primitive a
-/// parked worker is woken with). Returns the per-round-trip percentiles;
-/// half the round trip is the floor for "wake a parked thread".
-pub fn wake_round_trip(rounds: usize) -> Percentiles {
-    // turn: 0 = main's turn, 1 = the echo thread's turn.
+/// The machine's thread-wake floor, measured by [`wake_floor`].
+///
+/// # Examples
+///
+/// ```
+/// let floor: safepoint_benches::WakeFloor = safepoint_benches::wake_floor(50);
+/// assert_eq!(floor.one_way.n, 2 * floor.round_trip.n);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct WakeFloor {
+    /// The ping-pong's round trip: two wakes, one each way.
+    pub round_trip: Percentiles,
+    /// One wake, measured directly: from just before `unpark` to the woken
+    /// thread running again, both legs of every round trip (on one
+    /// monotonic clock, which `Instant` is on Linux). This is the floor for
+    /// anything that has to wake a parked thread, such as a stop whose
+    /// requester sleeps until the last worker arrives.
+    pub one_way: Percentiles,
+}
+
+/// The machine's thread-wake floor: two std threads ping-pong a token
+/// `rounds` times with `std::thread::park`/`unpark` (the primitive a parked
+/// worker, or a requester waiting in `stop_the_world_blocking`, is woken
+/// with). Each side stamps the time just before it unparks the other, and
+/// the woken side reads the clock as soon as it sees its turn, so each leg
+/// is one wake measured on its own. Half the round trip, the figure this
+/// used to give, assumes both legs cost the same and folds the hand-offs
+/// in; the direct legs need no such assumption (both are printed, so the
+/// two can be compared). Returns the round trip and the one-way legs.
+///
+/// # Examples
+///
+/// ```
+/// let floor = safepoint_benches::wake_floor(100);
+/// // Every leg lies inside its round trip.
+/// assert!(floor.one_way.max <= floor.round_trip.max);
+/// println!("one wake: p50 {:?}", floor.one_way.p50);
+/// ```
+pub fn wake_floor(rounds: usize) -> WakeFloor {
+    // turn: 0 = main's turn, 1 = the echo thread's turn. `stamp`: ns since
+    // `origin` just before the last unpark.
     let turn = Arc::new(AtomicU64::new(0));
+    let stamp = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    let origin = Instant::now();
+    let now_ns = move || origin.elapsed().as_nanos() as u64;
+    let since = move |stamp: &AtomicU64| {
+        Duration::from_nanos(now_ns().saturating_sub(stamp.load(Ordering::Acquire)))
+    };
     let main = std::thread::current();
-    let (t2, s2) = (turn.clone(), stop.clone());
-    let echo = std::thread::spawn(move || loop {
-        while t2.load(Ordering::Acquire) != 1 {
-            if s2.load(Ordering::Acquire) {
-                return;
+    let (t2, st2, s2) = (turn.clone(), stamp.clone(), stop.clone());
+    let echo = std::thread::spawn(move || {
+        let mut legs = Vec::with_capacity(rounds + rounds / 10);
+        loop {
+            while t2.load(Ordering::Acquire) != 1 {
+                if s2.load(Ordering::Acquire) {
+                    return legs;
+                }
+                std::thread::park();
             }
-            std::thread::park();
+            legs.push(since(&st2));
+            st2.store(now_ns(), Ordering::Release);
+            t2.store(0, Ordering::Release);
+            main.unpark();
         }
-        t2.store(0, Ordering::Release);
-        main.unpark();
     });
     let echo_thread = echo.thread().clone();
-    let mut samples = Vec::with_capacity(rounds);
+    let mut trips = Vec::with_capacity(rounds);
+    let mut back = Vec::with_capacity(rounds);
     for i in 0..rounds + rounds / 10 {
         let start = Instant::now();
+        stamp.store(now_ns(), Ordering::Release);
         turn.store(1, Ordering::Release);
         echo_thread.unpark();
         while turn.load(Ordering::Acquire) != 0 {
             std::thread::park();
         }
+        let leg = since(&stamp);
         let rt = start.elapsed();
         // Let the echo thread go back to sleep so each round trip includes
         // two real wakes, not a spin that happens to catch the flag.
         spin_for(Duration::from_micros(20));
         if i >= rounds / 10 {
-            samples.push(rt);
+            trips.push(rt);
+            back.push(leg);
         }
     }
     stop.store(true, Ordering::Release);
     echo_thread.unpark();
-    echo.join().unwrap();
-    Percentiles::of(&mut samples)
+    let mut legs = echo.join().unwrap();
+    // The echo thread's legs of the warm-up rounds are not kept either.
+    legs.drain(..legs.len().min(rounds / 10));
+    legs.extend(back);
+    WakeFloor {
+        round_trip: Percentiles::of(&mut trips),
+        one_way: Percentiles::of(&mut legs),
+    }
 }
 
 /// Reads a `usize` from the environment, or `default`.
