@@ -14,11 +14,13 @@ use super::{Bytes, Store, Value};
 /// Buckets the writer copies per lock of a shard (about 1 000 entries):
 /// short enough that a command waiting for the shard hardly notices.
 const BATCH: usize = 256;
-/// Bytes gathered before one write to the output. A worker that hands a
-/// bucket over may be the one to write it: long enough to make writes few,
-/// short enough (a fraction of a millisecond into the page cache) that
-/// the command it is in hardly notices.
-const FLUSH_AT: usize = 512 * 1024;
+/// Bytes of handed-over buckets gathered before one write to the output. A
+/// worker that hands a bucket over may be the one to write it, holding its
+/// shard: long enough to make writes few, short enough (tens of
+/// microseconds into the page cache) that the command it is in hardly
+/// notices. The writer's own batches go to the output directly, not
+/// through this buffer, so it never grows past one bucket over this.
+const FLUSH_AT: usize = 128 * 1024;
 
 /// What [`Capture::write_to`] wrote.
 pub struct Written<W> {
@@ -48,23 +50,30 @@ struct SinkState<W> {
 }
 
 impl<W: Write> SinkState<W> {
-    fn flush(&mut self) {
+    /// Writes `bytes` to the output, counting them into the CRC and length.
+    fn write(&mut self, bytes: &[u8]) {
         if self.error.is_none() {
-            self.crc.update(&self.buf);
-            self.len += self.buf.len() as u64;
-            if let Err(e) = self.out.write_all(&self.buf) {
+            self.crc.update(bytes);
+            self.len += bytes.len() as u64;
+            if let Err(e) = self.out.write_all(bytes) {
                 self.error = Some(e);
             }
         }
+    }
+
+    fn flush(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        self.write(&buf);
+        self.buf = buf;
         self.buf.clear();
     }
 }
 
 impl<W: Write + Send> HandOver for Sink<W> {
-    fn put(&self, bytes: &[u8], keys: u64) {
+    fn put(&self, append: &mut dyn FnMut(&mut Vec<u8>) -> u64) {
         let mut state = self.state.lock();
-        state.keys += keys;
-        state.buf.extend_from_slice(bytes);
+        let state = &mut *state;
+        state.keys += append(&mut state.buf);
         if state.buf.len() >= FLUSH_AT {
             state.flush();
         }
@@ -135,7 +144,7 @@ impl Capture {
         let sink = Arc::new(Sink {
             state: Mutex::new(SinkState {
                 out,
-                buf: Vec::with_capacity(FLUSH_AT + 64 * 1024),
+                buf: Vec::with_capacity(FLUSH_AT + 4 * 1024),
                 crc: crc32fast::Hasher::new(),
                 len: 0,
                 keys: 0,
@@ -158,7 +167,11 @@ impl Capture {
                     .take_for_capture(self.epoch, &mut next, BATCH, &mut batch)
                     .map_err(io::Error::other)?;
                 if keys > 0 {
-                    sink.put(&batch, keys);
+                    // Straight to the output: the shared buffer is for
+                    // the workers' single buckets.
+                    let mut state = sink.state.lock();
+                    state.keys += keys;
+                    state.write(&batch);
                 }
                 if done {
                     break;
