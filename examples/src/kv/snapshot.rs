@@ -179,7 +179,7 @@ pub struct Started {
 }
 
 /// Creates `dir` if needed and `<dir>/dump.tmp` (truncated), the first
-/// step of [`write`].
+/// step of [`write()`].
 ///
 /// # Errors
 ///

@@ -144,7 +144,7 @@ impl Capture {
 
     /// Makes `out` the capture's output: from here on, commands changing a
     /// bucket the writer has not reached serialise its old entries into
-    /// `out`'s buffer themselves (writing it out past [`FLUSH_AT`]), so
+    /// `out`'s buffer themselves (writing it out every 128 KB), so
     /// nothing waits in memory for the writer. O(shards) and no I/O beyond
     /// writing out what was handed over before, so the checkpoint calls it
     /// as soon as the world resumes, not on the (niced, often descheduled)
