@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # safepoint-kv against redis-server, in one run:
 #
-#  1. throughput: `redis-benchmark -t set,get -n N -P 16 -q` and `-P 1` against
+#  1. throughput: `redis-benchmark -t set` / `-t get`, `-n N -P 16 -q` and `-P 1`, against
 #     our server (periodic checkpoints off) and against redis-server (saving
 #     off), with the ratio ours/redis per command, once per LOG_MODES entry:
 #     "off" (no append-only log), "everysec" / "always" (both servers with
@@ -34,6 +34,10 @@
 #   FORKS      Redis BGSAVEs per key count (default 5)
 #   PARTS      "throughput pause" (default) or either one
 #   LOG_MODES  throughput runs: "off everysec" (default); add "always"
+#   ROUNDS     throughput rounds (default 1): each round runs every test on
+#              ours and then on Redis; the table gives medians, the ratio's
+#              median and each round's ratio, and each server's CPU time
+#              per request (steadier than requests/s on a shared machine)
 #   CARGO_TARGET_DIR as usual (default: target)
 # Needs redis-server, redis-benchmark and redis-cli on PATH (Debian/Ubuntu:
 # apt-get install redis-server redis-tools); installs nothing itself.
@@ -52,6 +56,7 @@ SAVES_LOADED="${SAVES_LOADED:-10}"
 FORKS="${FORKS:-5}"
 PARTS="${PARTS:-throughput pause}"
 LOG_MODES="${LOG_MODES:-off everysec}"
+ROUNDS="${ROUNDS:-1}"
 WORKERS="${WORKERS:-}"
 
 missing=()
@@ -143,15 +148,29 @@ stop() { # pid
     wait "$1" 2>/dev/null || true
 }
 
-# Runs redis-benchmark -q and prints "SET <ops/s>" / "GET <ops/s>" lines.
-bench() { # port pipeline n
-    redis-benchmark -p "$1" -t set,get -n "$3" -P "$2" -c "$CLIENTS" -q 2>&1 |
+# Runs one redis-benchmark -q test and prints "<ops/s> <server CPU µs per
+# request>" (the server's CPU time over the run, from /proc: on a
+# shared machine, where requests/s swing with the other load, CPU per
+# request is the steadier figure).
+bench() { # port pid pipeline n test
+    local c0 c1 ops
+    c0="$(cpu_ns "$2")"
+    ops="$(redis-benchmark -p "$1" -t "$5" -n "$4" -P "$3" -c "$CLIENTS" -q 2>&1 |
         tr '\r' '\n' |
-        sed -nE 's/^(SET|GET): ([0-9.]+) requests per second.*/\1 \2/p'
+        sed -nE 's/^[A-Z]+: ([0-9.]+) requests per second.*/\1/p' | tail -1)"
+    c1="$(cpu_ns "$2")"
+    awk -v o="${ops:-0}" -v c="$((c1 - c0))" -v n="$4" 'BEGIN { printf "%d %.2f\n", o, c / 1e3 / n }'
 }
 
-lookup() { # file cmd
-    awk -v c="$2" '$1 == c { print $2 }' "$1" | tail -1
+cpu_ns() { # pid: CPU time of its threads so far, ns (per-thread schedstat:
+    # finer than /proc/PID/stat's clock ticks; threads that have exited,
+    # none during these runs, would be missed)
+    cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'
+}
+
+# Median of the numbers on stdin (the lower middle one for an even count).
+median() {
+    sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; else print 0 }'
 }
 
 # ---------------------------------------------------------------- throughput
@@ -162,30 +181,39 @@ if [[ " $PARTS " == *" throughput "* ]]; then
             everysec | always | no) log_args=(--appendonly yes --appendfsync "$mode") ;;
             *) echo "error: LOG_MODES: unknown mode '$mode'" >&2; exit 1 ;;
         esac
-        echo "=== throughput, log $mode: redis-benchmark -t set,get -c $CLIENTS -q; -P 16 -n $N, -P 1 -n $N1 ===" >&2
+        echo "=== throughput, log $mode: redis-benchmark -t set / get -c $CLIENTS -q; -P 16 -n $N, -P 1 -n $N1; $ROUNDS round(s) ===" >&2
         start_ours "tp-$mode" --checkpoint-every 0 "${log_args[@]}"
         start_redis "tp-redis-$mode" "${log_args[@]}"
         for p in 16 1; do
             n="$N"
             [[ "$p" == 1 ]] && n="$N1"
-            echo "ours  -P $p -n $n" >&2
-            bench "$OURS_PORT" "$p" "$n" >"$tmp/ours.$mode.P$p"
-            echo "redis -P $p -n $n" >&2
-            bench "$REDIS_PORT" "$p" "$n" >"$tmp/redis.$mode.P$p"
+            for round in $(seq "$ROUNDS"); do
+                for cmd in set get; do
+                    # Ours then Redis, test by test, so a change in the
+                    # machine's other load hits both alike.
+                    echo "round $round: $cmd -P $p -n $n, ours then redis" >&2
+                    bench "$OURS_PORT" "$OURS_PID" "$p" "$n" "$cmd" >>"$tmp/ours.$mode.P$p.$cmd"
+                    bench "$REDIS_PORT" "$REDIS_PID" "$p" "$n" "$cmd" >>"$tmp/redis.$mode.P$p.$cmd"
+                done
+            done
         done
         stop "$OURS_PID"
         stop "$REDIS_PID"
     done
     echo
-    echo "throughput (requests/s; $(nproc) CPUs; ours: safepoint-kv${WORKERS:+ --workers $WORKERS}, redis: $(redis-server --version | awk '{print $3}'))"
-    printf '%-10s %-12s %14s %14s %8s\n' log test ours redis ours/redis
+    echo "throughput (requests/s; $(nproc) CPUs; ours: safepoint-kv${WORKERS:+ --workers $WORKERS}, redis: $(redis-server --version | awk '{print $3}'); median of $ROUNDS round(s), load average $(cut -d' ' -f1-3 /proc/loadavg))"
+    printf '%-10s %-10s %11s %11s %7s  %-13s %s\n' log test ours redis ratio "CPU µs/req" "per-round ratios"
     for mode in $LOG_MODES; do
         for p in 16 1; do
-            for cmd in SET GET; do
-                o="$(lookup "$tmp/ours.$mode.P$p" "$cmd")"
-                r="$(lookup "$tmp/redis.$mode.P$p" "$cmd")"
-                ratio="$(awk -v o="${o:-0}" -v r="${r:-0}" 'BEGIN { if (r > 0) printf "%.2f", o / r; else print "n/a" }')"
-                printf '%-10s %-12s %14s %14s %8s\n' "$mode" "$cmd -P $p" "${o:-fail}" "${r:-fail}" "$ratio"
+            for cmd in set get; do
+                of="$tmp/ours.$mode.P$p.$cmd"
+                rf="$tmp/redis.$mode.P$p.$cmd"
+                ratios="$(paste -d' ' "$of" "$rf" | awk '{ if ($3 > 0) printf "%.2f\n", $1 / $3; else print "n/a" }')"
+                printf '%-10s %-10s %11s %11s %7s  %-13s %s\n' "$mode" "${cmd^^} -P $p" \
+                    "$(awk '{ print $1 }' "$of" | median)" "$(awk '{ print $1 }' "$rf" | median)" \
+                    "$(echo "$ratios" | median)" \
+                    "$(awk '{ print $2 }' "$of" | median) / $(awk '{ print $2 }' "$rf" | median)" \
+                    "$(echo "$ratios" | paste -sd' ')"
             done
         done
     done

@@ -1,9 +1,11 @@
 //! The checkpoint controller: one task that takes every checkpoint, periodically
 //! and on request (SAVE, shutdown).
 //!
-//! A checkpoint stops the world, captures the store (O(shards), see
-//! [`Store::capture`]), resumes the world, and only then serialises and writes
-//! the capture on the blocking pool. Because every connection task calls
+//! A checkpoint opens `dump.tmp`, stops the world, captures the store
+//! (O(shards), see [`Store::capture`]), resumes the world, makes the file
+//! the capture's output at once (so what commands hand over goes straight
+//! to it), and only then serialises and writes the rest of the capture on
+//! the blocking pool. Because every connection task calls
 //! `safepoint().await` only between commands, the stopped world holds no
 //! half-applied command: the capture is a consistent cut of acknowledged and
 //! in-flight-but-whole commands.
@@ -122,6 +124,17 @@ impl Controller {
     }
 
     async fn checkpoint(&self) -> Outcome {
+        // The file is opened before the stop (its I/O off the workers), so
+        // that it can take the capture's hand-overs as soon as the world
+        // resumes (see below).
+        let dir = self.dir.clone();
+        let file = match safepoint::spawn_blocking(move || snapshot::create(&dir)).await {
+            Ok(Ok(file)) => file,
+            Ok(Err(e)) => return self.failed(self.next_number(), e.to_string()),
+            Err(e) => {
+                return self.failed(self.next_number(), format!("snapshot writer failed: {e}"))
+            }
+        };
         let requested = Instant::now();
         let world = self.handle.stop_the_world().await;
         let time_to_stop = world.report().time_to_stop;
@@ -140,19 +153,24 @@ impl Controller {
         let resume = resume_started.elapsed();
         self.stats.record_pause(time_to_stop, pause);
 
-        let dir = self.dir.clone();
         let write_started = Instant::now();
+        // Here, on this task, not on the writer thread: from now on the
+        // commands hand the buckets they change straight to the file's
+        // buffer. Until then each shard keeps them, and the niced writer
+        // thread can wait tens of milliseconds for a core on a busy machine
+        // while a saturating SET load hands over most of the key space.
+        let started = file.start(capture);
         let written = safepoint::spawn_blocking(move || {
             // The write takes a core for a second or more at millions of
             // keys; at a low priority it mostly yields to the workers instead of
             // preempting them, which on a small machine is what stretches
             // the next stop.
             let _background = BackgroundPriority::enter();
-            snapshot::write(&dir, capture, log_gen)
+            started?.finish(log_gen)
         })
         .await;
         let write = write_started.elapsed();
-        let n = self.taken.fetch_add(1, Ordering::Relaxed) + 1;
+        let n = self.next_number();
         match written {
             Ok(Ok(written)) => {
                 if let Some(log) = self.store.log() {
@@ -180,6 +198,11 @@ impl Controller {
             Ok(Err(e)) => self.failed(n, e.to_string()),
             Err(e) => self.failed(n, format!("snapshot writer failed: {e}")),
         }
+    }
+
+    /// The number of the checkpoint just tried (from 1).
+    fn next_number(&self) -> u64 {
+        self.taken.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     fn failed(&self, n: u64, message: String) -> Outcome {

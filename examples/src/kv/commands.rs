@@ -8,6 +8,7 @@
 //! checkpoint) and QUIT (close after replying), come back as [`Action`]s for the
 //! connection task to carry out.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use crate::kv::resp::{parse_int, Reply};
@@ -59,6 +60,8 @@ pub const MISCONF: &str = "MISCONF Errors writing to disk (the last checkpoint, 
 
 /// Longest part of an unknown command's name echoed back (Redis: 128).
 const ECHOED_NAME: usize = 128;
+/// Longest command name known here (`FLUSHALL`), rounded up.
+const NAME_MAX: usize = 16;
 
 /// Whether a command (its name in any case) changes the key space, and so
 /// is refused under `MISCONF` and, with `appendfsync always`, waits for the
@@ -92,23 +95,36 @@ pub fn execute(ctx: &Context<'_>, args: &mut [Vec<u8>]) -> Action {
     let Some((name, rest)) = args.split_first_mut() else {
         return Action::Reply(Reply::err("empty command"));
     };
-    let upper = name.to_ascii_uppercase();
-    let lower = String::from_utf8_lossy(name).to_lowercase();
-    let wrong_args = || Reply::err(format!("wrong number of arguments for '{lower}' command"));
+    // Upper-cased on the stack: no command name is longer than NAME_MAX,
+    // so a longer one is unknown whatever its case.
+    let mut name_buf = [0u8; NAME_MAX];
+    let upper: &[u8] = match name_buf.get_mut(..name.len()) {
+        Some(upper) => {
+            upper.copy_from_slice(name);
+            upper.make_ascii_uppercase();
+            upper
+        }
+        None => b"",
+    };
+    let name: &[u8] = name;
+    let wrong_args = || {
+        let lower = String::from_utf8_lossy(name).to_lowercase();
+        Reply::err(format!("wrong number of arguments for '{lower}' command"))
+    };
     let arity = |ok: bool| if ok { Ok(()) } else { Err(wrong_args()) };
-    match upper.as_slice() {
+    match upper {
         b"SAVE" if rest.is_empty() => return Action::Save,
         b"QUIT" => return Action::Quit,
         _ => {}
     }
-    if ctx.refuse_writes && is_write(&upper) {
+    if ctx.refuse_writes && is_write(upper) {
         return Action::Reply(Reply::Error(MISCONF.into()));
     }
     let now = now_ms();
     let reply = (|| -> Result<Reply, Reply> {
-        Ok(match upper.as_slice() {
+        Ok(match upper {
             b"PING" => match rest {
-                [] => Reply::Simple("PONG".into()),
+                [] => Reply::Simple(Cow::Borrowed("PONG")),
                 [msg] => Reply::Bulk(msg.clone()),
                 _ => return Err(wrong_args()),
             },

@@ -8,6 +8,7 @@
 //! `Error(msg)`; the demo clients read small replies, so re-parsing a short
 //! buffer is cheaper than keeping state.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Longest reply header line the reply parser accepts.
@@ -68,8 +69,9 @@ pub fn parse_int(digits: &[u8]) -> Option<i64> {
 /// A reply, as the server sends it and the load clients read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// `+OK`: a status line.
-    Simple(String),
+    /// `+OK`: a status line. Borrowed when static (`OK`, `PONG`), so the
+    /// commonest replies cost no allocation.
+    Simple(Cow<'static, str>),
     /// `-ERR ...`: an error line; the text includes the error kind prefix.
     Error(String),
     /// `:42`
@@ -85,7 +87,7 @@ pub enum Reply {
 impl Reply {
     /// `+OK`
     pub fn ok() -> Reply {
-        Reply::Simple("OK".into())
+        Reply::Simple(Cow::Borrowed("OK"))
     }
 
     /// An `-ERR <msg>` error.
@@ -166,7 +168,7 @@ fn parse_reply_at(buf: &[u8], start: usize) -> Parse<Reply> {
     let text = || String::from_utf8_lossy(rest).into_owned();
     let int = || parse_int(rest).ok_or_else(|| format!("bad length or integer: {}", text()));
     match kind {
-        b'+' => Parse::Complete(Reply::Simple(text()), next - start),
+        b'+' => Parse::Complete(Reply::Simple(text().into()), next - start),
         b'-' => Parse::Complete(Reply::Error(text()), next - start),
         b':' => match int() {
             Ok(n) => Parse::Complete(Reply::Integer(n), next - start),

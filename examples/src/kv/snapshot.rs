@@ -33,7 +33,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::kv::store::{Bytes, Capture, Value};
+use crate::kv::store::{Bytes, Capture, Value, Writing};
 
 /// First bytes of every snapshot file.
 pub const MAGIC: &[u8; 8] = b"SPKVDUMP";
@@ -150,38 +150,121 @@ impl std::error::Error for SnapshotError {
 /// Writes the entries of `capture` (the live ones at its time) to
 /// `<dir>/dump.kv` durably, via `<dir>/dump.tmp`. Creates `dir` if needed.
 /// `log_gen` is the first append-only log generation the snapshot does not
-/// hold.
+/// hold. The three steps ([`create`], [`TmpFile::start`],
+/// [`Started::finish`]) are public so a checkpoint can open the file before
+/// it stops the world and hand it to the capture as soon as the world
+/// resumes.
 ///
 /// The capture hands its entries over a batch of buckets at a time, already
 /// in this file's entry format, and they are streamed through a buffered
 /// writer: the file is written without a second copy of the key space.
 pub fn write(dir: &Path, capture: Capture, log_gen: u64) -> Result<Written, SnapshotError> {
+    create(dir)?.start(capture)?.finish(log_gen)
+}
+
+/// `<dir>/dump.tmp`, created (with room for the header) and ready for a
+/// capture's entries. Dropped unused, it leaves the file, which the next
+/// write truncates and start-up removes.
+pub struct TmpFile {
+    dir: PathBuf,
+    file: File,
+}
+
+/// A snapshot being written: a capture's output is `dump.tmp`, and what
+/// commands hand over goes there.
+pub struct Started {
+    dir: PathBuf,
+    writing: Writing<File>,
+    saved_at_ms: u64,
+}
+
+/// Creates `dir` if needed and `<dir>/dump.tmp` (truncated), the first
+/// step of [`write()`].
+///
+/// # Errors
+///
+/// Creating the directory or the file failed; no `dump.tmp` is left.
+pub fn create(dir: &Path) -> Result<TmpFile, SnapshotError> {
+    fs::create_dir_all(dir).map_err(io_error(dir))?;
     let tmp = dir.join(TMP_NAME);
-    let at = |path: &Path| {
-        let path = path.to_path_buf();
-        move |e| SnapshotError {
-            path,
-            problem: Problem::Io(e),
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .and_then(|mut file| {
+            file.write_all(&[0; HEADER_LEN])?;
+            Ok(file)
+        })
+        .map_err(io_error(&tmp))
+        .inspect_err(|_| {
+            remove_tmp(dir);
+        })?;
+    Ok(TmpFile {
+        dir: dir.to_path_buf(),
+        file,
+    })
+}
+
+impl TmpFile {
+    /// Makes this file `capture`'s output ([`Capture::start_writing`]):
+    /// O(shards), no I/O beyond what was handed over before.
+    ///
+    /// # Errors
+    ///
+    /// A newer capture has begun, or writing what was handed over failed;
+    /// `dump.tmp` is removed.
+    pub fn start(self, capture: Capture) -> Result<Started, SnapshotError> {
+        let saved_at_ms = capture.now_ms();
+        match capture.start_writing(self.file) {
+            Ok(writing) => Ok(Started {
+                dir: self.dir,
+                writing,
+                saved_at_ms,
+            }),
+            Err(e) => {
+                remove_tmp(&self.dir);
+                Err(io_error(&self.dir.join(TMP_NAME))(e))
+            }
         }
-    };
-    fs::create_dir_all(dir).map_err(at(dir))?;
-    // On any failure the partial file goes: on a full disk it is what keeps
-    // the disk full.
-    let written = write_file(&tmp, capture, log_gen)
-        .map_err(at(&tmp))
-        .inspect_err(|_| {
-            remove_tmp(dir);
-        })?;
-    let dest = path_in(dir);
-    fs::rename(&tmp, &dest)
-        .map_err(at(&dest))
-        .inspect_err(|_| {
-            remove_tmp(dir);
-        })?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(at(dir))?;
-    Ok(written)
+    }
+}
+
+impl Started {
+    /// Writes the rest of the capture, the trailer and the header, fsyncs
+    /// the file, renames it over `dump.kv` and fsyncs the directory.
+    ///
+    /// # Errors
+    ///
+    /// The first I/O error; on any failure the partial `dump.tmp` is
+    /// removed (on a full disk it is what keeps the disk full).
+    pub fn finish(self, log_gen: u64) -> Result<Written, SnapshotError> {
+        let dir = self.dir;
+        let tmp = dir.join(TMP_NAME);
+        let written = finish_file(self.writing, self.saved_at_ms, log_gen)
+            .map_err(io_error(&tmp))
+            .inspect_err(|_| {
+                remove_tmp(&dir);
+            })?;
+        let dest = path_in(&dir);
+        fs::rename(&tmp, &dest)
+            .map_err(io_error(&dest))
+            .inspect_err(|_| {
+                remove_tmp(&dir);
+            })?;
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_error(&dir))?;
+        Ok(written)
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> SnapshotError {
+    let path = path.to_path_buf();
+    move |e| SnapshotError {
+        path,
+        problem: Problem::Io(e),
+    }
 }
 
 /// Removes `<dir>/dump.tmp` if present: what a failed or interrupted write
@@ -200,16 +283,9 @@ pub fn remove_tmp(dir: &Path) -> bool {
     }
 }
 
-fn write_file(path: &Path, capture: Capture, log_gen: u64) -> io::Result<Written> {
-    let saved_at_ms = capture.now_ms();
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)?;
-    file.write_all(&[0; HEADER_LEN])?;
+fn finish_file(writing: Writing<File>, saved_at_ms: u64, log_gen: u64) -> io::Result<Written> {
     // The capture buffers its own writes (workers share them).
-    let payload = capture.write_to(file)?;
+    let payload = writing.finish()?;
     let mut file = payload.out;
     file.write_all(&payload.crc.to_le_bytes())?;
     let mut header = Vec::with_capacity(HEADER_LEN);

@@ -37,7 +37,7 @@
 mod capture;
 mod table;
 
-pub use capture::Capture;
+pub use capture::{Capture, Writing};
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -441,6 +441,45 @@ mod tests {
             .map(|e| e.0)
             .collect();
         assert_eq!(keys, vec!["live".to_string()]);
+    }
+
+    /// Counts the bytes written to it; shares the count.
+    struct Counted(Arc<std::sync::atomic::AtomicUsize>, Vec<u8>);
+
+    impl std::io::Write for Counted {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .fetch_add(buf.len(), std::sync::atomic::Ordering::Relaxed);
+            self.1.write(buf)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn once_writing_has_started_hand_overs_go_to_the_output() {
+        let store = Arc::new(Store::new(4));
+        let value = [b'v'; 100];
+        for i in 0..20_000 {
+            store.set(&b(&format!("k{i}")), value[..].into(), None);
+        }
+        let written = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let writing = store
+            .capture(0)
+            .start_writing(Counted(written.clone(), Vec::new()))
+            .unwrap();
+        for i in 0..20_000 {
+            store.set(&b(&format!("k{i}")), b("new"), None);
+        }
+        // Every bucket was handed over before the writer walked any: all
+        // of it is in the output but the last partial buffer (128 KB).
+        let out = written.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(out > 2_000_000, "only {out} bytes reached the output");
+        let done = writing.finish().unwrap();
+        assert_eq!(done.keys, 20_000);
+        let entries = crate::kv::snapshot::decode_entries(&done.out.1).unwrap();
+        assert!(entries.iter().all(|(_, v)| *v.data == value));
     }
 
     #[test]
