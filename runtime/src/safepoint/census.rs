@@ -307,17 +307,17 @@ impl Census {
 
     // ---- workers: the lock-free part -------------------------------------
 
-    /// Whether a producer that just made work visible should wake a
-    /// sleeper: nobody is searching (a searcher would find the work) and
-    /// somebody is parked. The producer has fenced after its push (see
-    /// `Shared::schedule_remote`): the producer's half of "a wake is never
-    /// lost" (module docs).
     /// Workers not parked right now (running, searching, or preempted in a
     /// poll). Relaxed: a hint for a spinning requester, never a decision.
     pub(crate) fn unparked_workers(&self) -> usize {
         unparked(self.word.load(Ordering::Relaxed)) as usize
     }
 
+    /// Whether a producer that just made work visible should wake a
+    /// sleeper: nobody is searching (a searcher would find the work) and
+    /// somebody is parked. The producer has fenced after its push (see
+    /// `Shared::schedule_remote`): the producer's half of "a wake is never
+    /// lost" (module docs).
     pub(crate) fn notify_should_wakeup(&self) -> bool {
         let word = self.word.load(Ordering::SeqCst);
         searching(word) == 0 && (unparked(word) as usize) < self.num_workers
