@@ -341,6 +341,7 @@ if [[ " $PARTS " == *" pause "* ]]; then
             "$(pauses_from_log "$OURS_LOG" "$first" "$taken" | sort -rn | head -8 | tr '\n' ' ')" \
             "($(pauses_from_log "$OURS_LOG" "$first" "$taken" | awk '$1 > 1000' | wc -l) of" \
             "$SAVES_LOADED over 1 ms)" >&2
+        grep '^slow stop:' "$OURS_LOG" | tail -n 4 | sed 's/^/ours: /' >&2 || true
 
         echo "redis: $FORKS BGSAVEs at $redis_keys keys under the same SET load..." >&2
         start_load "$REDIS_PORT" "$k"

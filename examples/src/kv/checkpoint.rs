@@ -31,6 +31,9 @@ use crate::kv::snapshot::{self, Written};
 use crate::kv::stats::{CheckpointRecord, CheckpointStats};
 use crate::kv::store::{now_ms, Store};
 
+/// A stop slower than this logs what it waited for.
+const SLOW_STOP: Duration = Duration::from_millis(1);
+
 /// What a checkpoint produced, or why it failed.
 pub type Outcome = Result<Written, String>;
 
@@ -152,6 +155,9 @@ impl Controller {
         world.resume();
         let resume = resume_started.elapsed();
         self.stats.record_pause(time_to_stop, pause);
+        if time_to_stop > SLOW_STOP {
+            self.log_slow_stop(time_to_stop);
+        }
 
         let write_started = Instant::now();
         // Here, on this task, not on the writer thread: from now on the
@@ -198,6 +204,43 @@ impl Controller {
             Ok(Err(e)) => self.failed(n, e.to_string()),
             Err(e) => self.failed(n, format!("snapshot writer failed: {e}")),
         }
+    }
+
+    /// Logs what a slow stop waited for, from the runtime's metrics: the
+    /// last tasks to block before it completed. None named means no task
+    /// was running late: a worker waited for a core (the OS's scheduling),
+    /// not for a command.
+    fn log_slow_stop(&self, time_to_stop: Duration) {
+        let metrics = self.handle.metrics();
+        let Some(slow) = metrics
+            .slowest_stops
+            .iter()
+            .find(|s| s.time_to_stop == time_to_stop)
+        else {
+            return;
+        };
+        let waited: Vec<String> = slow
+            .last_to_block
+            .iter()
+            .map(|a| {
+                format!(
+                    "task {} at {} (ran {} µs, {} polls)",
+                    a.id,
+                    a.location,
+                    a.runnable_for.as_micros(),
+                    a.polls
+                )
+            })
+            .collect();
+        println!(
+            "slow stop: {} µs; the last tasks to block: {}",
+            time_to_stop.as_micros(),
+            if waited.is_empty() {
+                "none (no task ran late: the stop waited for a worker to get a core and park)".to_owned()
+            } else {
+                waited.join(", ")
+            }
+        );
     }
 
     /// The number of the checkpoint just tried (from 1).
