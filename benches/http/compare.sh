@@ -2,8 +2,9 @@
 # wrk against the `http` example (safepoint + safepoint-hyper) and its tokio
 # twin (benches/http/tokio_http.rs: tokio + hyper-util, the same service),
 # alternating which goes first in each round, then medians per server and
-# connection count: requests/s, p99 latency, max latency, and the ratios
-# safepoint/tokio (req/s above 1 and latency below 1 favour safepoint).
+# connection count: requests/s, p99 latency, max latency, the server's CPU
+# time (user + system, from /proc) per request, and the ratios
+# safepoint/tokio (req/s above 1, latency and CPU below 1 favour safepoint).
 #
 # Usage (from anywhere; it runs in the repo root; needs `wrk`):
 #   benches/http/compare.sh
@@ -77,6 +78,12 @@ stop() {
     fi
 }
 
+hz=$(getconf CLK_TCK)
+# utime + stime of process $1, in clock ticks.
+cpu_ticks() {
+    awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
 # wrk prints latencies as 812.00us, 1.23ms or 1.01s: to milliseconds.
 to_ms() {
     awk -v v="$1" 'BEGIN {
@@ -94,14 +101,20 @@ for round in $(seq "$ROUNDS"); do
             # One second of warm-up (connections, allocator), not counted.
             wrk -t"$THREADS" -c"$c" -d1s "http://$addr/" > /dev/null
             out="$logdir/$server.c$c.r$round.txt"
+            cpu0=$(cpu_ticks "$pid")
             wrk -t"$THREADS" -c"$c" -d"${DURATION}s" --latency "http://$addr/" > "$out"
+            cpu1=$(cpu_ticks "$pid")
             stop "$server"
             rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
             p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
             max=$(to_ms "$(awk '$1 == "Latency" && NF >= 4 {print $4; exit}' "$out")")
             errors=$(awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' "$out")
-            echo "$server c=$c round=$round req/s=$rps p99=${p99}ms max=${max}ms ${errors}"
-            echo "$server $c $round $rps $p99 $max" >> "$results"
+            reqs=$(awk '/ requests in / {print $1}' "$out")
+            # The server's user + system CPU during the run, per request.
+            cpu_us=$(awk -v a="$cpu0" -v b="$cpu1" -v n="$reqs" -v hz="$hz" \
+                'BEGIN { printf "%.2f", (b - a) * 1e6 / hz / n }')
+            echo "$server c=$c round=$round req/s=$rps p99=${p99}ms max=${max}ms cpu/req=${cpu_us}us ${errors}"
+            echo "$server $c $round $rps $p99 $max $cpu_us" >> "$results"
             if [[ -n "$errors" ]]; then
                 echo "errors in $out" >&2
             fi
@@ -111,7 +124,7 @@ done
 
 echo
 echo "medians over $ROUNDS rounds (wrk -t$THREADS -d${DURATION}s, $WORKERS workers each):"
-printf "%-10s %5s %12s %10s %10s %12s\n" server conns "req/s" "p99 ms" "max ms" "worst max"
+printf "%-10s %5s %12s %10s %10s %12s %12s\n" server conns "req/s" "p99 ms" "max ms" "worst max" "cpu/req us"
 for c in $CONNS; do
     for server in safepoint tokio; do
         awk -v s="$server" -v c="$c" '
@@ -119,8 +132,8 @@ for c in $CONNS; do
                 for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
                 return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
             }
-            $1 == s && $2 == c { n++; r[n] = $4; p[n] = $5; m[n] = $6; if ($6 > w) w = $6 }
-            END { printf "%-10s %5s %12.0f %10.3f %10.3f %12.3f\n", s, c, median(r, n), median(p, n), median(m, n), w }
+            $1 == s && $2 == c { n++; r[n] = $4; p[n] = $5; m[n] = $6; u[n] = $7; if ($6 > w) w = $6 }
+            END { printf "%-10s %5s %12.0f %10.3f %10.3f %12.3f %12.2f\n", s, c, median(r, n), median(p, n), median(m, n), w, median(u, n) }
         ' "$results"
     done
 done | tee "$logdir/medians.txt"
@@ -128,7 +141,7 @@ echo
 echo "ratios safepoint/tokio of the medians:"
 for c in $CONNS; do
     awk -v c="$c" '
-        $2 == c { rps[$1] = $3; p99[$1] = $4; max[$1] = $5 }
-        END { printf "c=%-5s req/s %.2f   p99 %.2f   max %.2f\n", c, rps["safepoint"] / rps["tokio"], p99["safepoint"] / p99["tokio"], max["safepoint"] / max["tokio"] }
+        $2 == c { rps[$1] = $3; p99[$1] = $4; max[$1] = $5; cpu[$1] = $7 }
+        END { printf "c=%-5s req/s %.2f   p99 %.2f   max %.2f   cpu/req %.2f\n", c, rps["safepoint"] / rps["tokio"], p99["safepoint"] / p99["tokio"], max["safepoint"] / max["tokio"], cpu["safepoint"] / cpu["tokio"] }
     ' "$logdir/medians.txt"
 done

@@ -11,10 +11,12 @@
 //!
 //! A poll costs no lock unless a stop is pending or someone waits for
 //! quiescence: counting it is one atomic add on the census word, ending it
-//! one subtract (see `safepoint/census.rs`, "the block_on count"). The
-//! census lock is taken once on entry and once on exit, to list the call
-//! for reports.
+//! one subtract (see `safepoint/census.rs`, "the block_on count"). Nor
+//! does a call: the thread's waker and census slot are made once per thread
+//! and runtime and reused (as tokio's `CachedParkThread`); a call marks the
+//! slot live and then done with one store and one swap.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::pin;
@@ -40,18 +42,13 @@ pub(crate) fn block_on<F: Future>(
     assert_not_holding_world(shared);
     let _enter = context::enter(handle);
     let id = shared.next_id();
-    let registered = Registered::new(shared, id, location);
-    let slot = &registered.slot;
-    let main = StdArc::new(MainWaker {
-        parker: ThreadParker::new(),
-        shared: shared.clone(),
-        slot: slot.clone(),
-    });
-    let waker = Waker::from(main.clone());
-    let mut cx = Context::from_waker(&waker);
+    let call = Call::begin(shared, id, location);
+    let Cached { main, waker } = call.cached();
+    let slot = &main.slot;
+    let mut cx = Context::from_waker(waker);
     let mut future = pin!(future);
     loop {
-        if let BeginPoll::Held = shared.census.begin_block_on_poll(slot, &waker) {
+        if let BeginPoll::Held = shared.census.begin_block_on_poll(slot, waker) {
             // Stopped, and not by us: the resume wakes us.
             main.parker.park();
             continue;
@@ -81,12 +78,42 @@ pub(crate) fn assert_not_holding_world(shared: &Shared) {
     }
 }
 
+/// How the waker reaches the runtime. A thread's cached waker must not keep
+/// a dropped runtime alive (its driver, its threads' handles), so outside
+/// loom it holds a weak reference, upgraded only by a wake that counts.
+/// Loom's `Arc` has no weak references; the models make a waker per call.
+#[cfg(not(loom))]
+type SharedLink = std::sync::Weak<Shared>;
+#[cfg(loom)]
+type SharedLink = Arc<Shared>;
+
+#[cfg(not(loom))]
+fn link(shared: &Arc<Shared>) -> SharedLink {
+    Arc::downgrade(shared)
+}
+
+#[cfg(loom)]
+fn link(shared: &Arc<Shared>) -> SharedLink {
+    shared.clone()
+}
+
 /// The `block_on` future's waker: counts the future runnable in the census
-/// (protocol point 11), then unparks the thread.
+/// (protocol point 11), then unparks the thread. One per thread and
+/// runtime, reused by every call (see [`Cached`]).
 struct MainWaker {
     parker: ThreadParker,
-    shared: Arc<Shared>,
+    shared: SharedLink,
     slot: StdArc<BlockOnSlot>,
+}
+
+impl MainWaker {
+    fn is_for(&self, shared: &Arc<Shared>) -> bool {
+        #[cfg(not(loom))]
+        let ours = self.shared.as_ptr();
+        #[cfg(loom)]
+        let ours = Arc::as_ptr(&self.shared);
+        std::ptr::eq(ours, Arc::as_ptr(shared))
+    }
 }
 
 impl Wake for MainWaker {
@@ -94,43 +121,140 @@ impl Wake for MainWaker {
         self.wake_by_ref();
     }
     fn wake_by_ref(self: &StdArc<Self>) {
-        let shared = &self.shared;
-        let wakes = shared
-            .census
-            .count_wake(&self.slot, || shared.has_visible_work());
-        shared.deliver(wakes);
+        // A wake between calls, or a second one before the poll, counts
+        // nothing: skip the census (and the upgrade) for it. Not under
+        // loom, which must see `count_wake`'s lock before the slot.
+        if cfg!(loom) || self.slot.may_count_wake() {
+            #[cfg(not(loom))]
+            let shared = self.shared.upgrade();
+            #[cfg(loom)]
+            let shared = Some(&self.shared);
+            if let Some(shared) = shared {
+                let wakes = shared
+                    .census
+                    .count_wake(&self.slot, || shared.has_visible_work());
+                shared.deliver(wakes);
+            }
+        }
         self.parker.unpark();
     }
 }
 
-/// A `block_on` call in progress, listed in the census; unlisted (and a
-/// wake's leftover count dropped) when the call ends, even by a panic.
-/// Shared with the deterministic flavour's `block_on`.
+/// A thread's `block_on` waker, kept between calls so that a call allocates
+/// nothing and lists nothing under the census lock (tokio keeps its
+/// `CachedParkThread` for the same reason). A wake left over from an earlier
+/// call that lands in a later one is a spurious wake for that one: the
+/// future is polled once more, as any future may be.
+struct Cached {
+    main: StdArc<MainWaker>,
+    waker: Waker,
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    static CACHED: Cell<Option<Cached>> = const { Cell::new(None) };
+}
+
+impl Cached {
+    /// This thread's cached waker for `shared`, or a new one (the first
+    /// call, another runtime than last time, or a nested call that found
+    /// the cache taken).
+    fn take(shared: &Arc<Shared>, location: &'static Location<'static>) -> Cached {
+        #[cfg(not(loom))]
+        if let Some(cached) = CACHED.try_with(Cell::take).ok().flatten() {
+            if cached.main.is_for(shared) {
+                return cached;
+            }
+        }
+        let main = StdArc::new(MainWaker {
+            parker: ThreadParker::new(),
+            shared: link(shared),
+            slot: shared.census.new_block_on_slot(location),
+        });
+        Cached {
+            waker: Waker::from(main.clone()),
+            main,
+        }
+    }
+
+    /// Keeps it for this thread's next call.
+    fn put_back(self) {
+        #[cfg(not(loom))]
+        let _ = CACHED.try_with(|c| c.set(Some(self)));
+    }
+}
+
+/// A `block_on` call in progress, live in the census; ended (and a wake's
+/// leftover count dropped) when the call ends, even by a panic. The
+/// deterministic flavour's `block_on`, which makes a slot per call.
 pub(crate) struct Registered<'a> {
     shared: &'a Shared,
     pub(crate) slot: StdArc<BlockOnSlot>,
 }
 
 impl<'a> Registered<'a> {
+    /// Begins a call on a new slot.
     pub(crate) fn new(
         shared: &'a Shared,
         id: crate::task::Id,
         location: &'static Location<'static>,
     ) -> Registered<'a> {
-        Registered {
-            shared,
-            slot: shared.census.register_block_on(id, location),
-        }
+        let slot = shared.census.new_block_on_slot(location);
+        shared.census.register_block_on(&slot, id, location);
+        Registered { shared, slot }
     }
 }
 
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
-        let shared = self.shared;
-        let wakes = shared
+        end_call(self.shared, &self.slot);
+    }
+}
+
+/// Ends the call on `slot` in the census.
+fn end_call(shared: &Shared, slot: &BlockOnSlot) {
+    let wakes = shared
+        .census
+        .unregister_block_on(slot, || shared.has_visible_work());
+    shared.deliver(wakes);
+}
+
+/// A multi-thread `block_on` call, on the thread's cached slot: live in the
+/// census until it ends (even by a panic), then back in the cache.
+struct Call<'a> {
+    shared: &'a Shared,
+    /// `Some` until the drop hands it back.
+    cached: Option<Cached>,
+}
+
+impl<'a> Call<'a> {
+    fn begin(
+        shared: &'a Arc<Shared>,
+        id: crate::task::Id,
+        location: &'static Location<'static>,
+    ) -> Call<'a> {
+        let cached = Cached::take(shared, location);
+        shared
             .census
-            .unregister_block_on(&self.slot, || shared.has_visible_work());
-        shared.deliver(wakes);
+            .register_block_on(&cached.main.slot, id, location);
+        Call {
+            shared,
+            cached: Some(cached),
+        }
+    }
+
+    fn cached(&self) -> &Cached {
+        self.cached.as_ref().expect("taken only by the drop")
+    }
+}
+
+impl Drop for Call<'_> {
+    fn drop(&mut self) {
+        if let Some(cached) = self.cached.take() {
+            // Ended first: a slot in the cache is never live.
+            end_call(self.shared, &cached.main.slot);
+            cached.put_back();
+        }
     }
 }
 
@@ -152,10 +276,10 @@ impl<'a> Polling<'a> {
             shared
                 .block_on_laggards
                 .lock()
-                .begin(snapshot.generation, slot.id, || TaskInfo {
-                    id: slot.id,
+                .begin(snapshot.generation, slot.id(), || TaskInfo {
+                    id: slot.id(),
                     name: Some(StdArc::from("block_on")),
-                    location: slot.location,
+                    location: slot.location(),
                 });
         }
         Polling {
@@ -175,7 +299,7 @@ impl Drop for Polling<'_> {
             shared
                 .block_on_laggards
                 .lock()
-                .end(self.slot.id, self.slot.is_woken());
+                .end(self.slot.id(), self.slot.is_woken());
         }
         let wakes = shared
             .census

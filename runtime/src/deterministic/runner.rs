@@ -282,7 +282,7 @@ fn poll_main<F: Future>(
     }
     let poll = {
         let _polling = Polling::begin(shared, slot);
-        let prev = context::set_current_task(Some(slot.id));
+        let prev = context::set_current_task(Some(slot.id()));
         let poll = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
         context::set_current_task(prev);
         poll

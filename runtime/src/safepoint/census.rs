@@ -18,7 +18,8 @@
 //!   or ending a search, and a `block_on` poll beginning or ending. Changes
 //!   to the unparked count happen under the lock.
 //! - **the state under the lock**: the sleeper list, exited workers, the
-//!   live `block_on` calls, and the barrier ([`Barrier`]: requests, tickets,
+//!   `block_on` slots (each live or not: see [`BlockOnSlot`]), and the
+//!   barrier ([`Barrier`]: requests, tickets,
 //!   safepoint waiters, quiescence waiters).
 //!
 //! Orderings (each a store-then-load pair on each side, with a SeqCst fence
@@ -42,7 +43,7 @@
 //! debug builds and in the loom models.
 
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool as StdAtomicBool, AtomicU64 as StdAtomicU64};
+use std::sync::atomic::{AtomicBool as StdAtomicBool, AtomicPtr, AtomicU64 as StdAtomicU64};
 use std::sync::Arc as StdArc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -188,15 +189,22 @@ pub(crate) struct StatsSnapshot {
     pub(crate) slowest_stops: Vec<crate::metrics::SlowStop>,
 }
 
-/// One `block_on` call in progress: its future is a task for the census
-/// (protocol point 11) and for reports.
+/// Where `block_on` calls run: one per thread and runtime, reused by every
+/// call that thread makes (as tokio's `CachedParkThread`), so a call
+/// allocates nothing and takes no lock. Listed in the census once, when it
+/// is made; between calls it is `DONE` and counts for nothing. While a call
+/// is in progress its future is a task for the census (protocol point 11)
+/// and for reports.
 pub(crate) struct BlockOnSlot {
-    pub(crate) id: Id,
-    pub(crate) location: &'static Location<'static>,
+    /// The current call's task id (a fresh one per call). Written by the
+    /// calling thread before the call is marked live; reports read it.
+    id: StdAtomicU64,
+    /// The current call's `&'static Location`, for reports.
+    location: AtomicPtr<Location<'static>>,
     /// `IDLE`, `COUNTED` (a wake counted the future in the word's active
-    /// count and no poll has taken that count over yet) or `DONE` (the call
-    /// returned: a late wake, from a timer or a handle that still holds the
-    /// waker, must not count a future that no poll will ever uncount).
+    /// count and no poll has taken that count over yet) or `DONE` (no call
+    /// in progress: a late wake, from a timer or a handle that still holds
+    /// the waker, must not count a future that no poll will ever uncount).
     wake: AtomicU64,
     /// Report-only: polls begun, and whether one is in progress. Plain std
     /// atomics: no decision reads them.
@@ -214,6 +222,32 @@ impl BlockOnSlot {
         self.wake.load(Ordering::Acquire) == SLOT_COUNTED
     }
 
+    /// Whether a wake now would count the future (a call is in progress
+    /// and no wake has counted it since its last poll). A hint for wakers,
+    /// to skip the census when it would do nothing; `count_wake` decides.
+    pub(crate) fn may_count_wake(&self) -> bool {
+        self.wake.load(Ordering::Acquire) == SLOT_IDLE
+    }
+
+    /// Whether a call is in progress.
+    fn is_live(&self) -> bool {
+        self.wake.load(Ordering::Acquire) != SLOT_DONE
+    }
+
+    /// The current (or last) call's task id.
+    pub(crate) fn id(&self) -> Id {
+        Id::from_u64(self.id.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Where the current (or last) call was made.
+    pub(crate) fn location(&self) -> &'static Location<'static> {
+        let ptr = self.location.load(std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: the pointer is only ever set from a `&'static Location`
+        // (in `new_block_on_slot` and `register_block_on`), so it is
+        // non-null, aligned, and valid for the rest of the program.
+        unsafe { &*ptr }
+    }
+
     /// Polls begun so far, and whether one is in progress.
     pub(crate) fn polling(&self) -> (u64, bool) {
         (
@@ -229,6 +263,8 @@ struct State {
     sleepers: Vec<usize>,
     /// Workers that have left for good (shutdown).
     exited: usize,
+    /// Every `block_on` slot made for this runtime and still held by a
+    /// thread (its cache, or a waker); live or not (see [`BlockOnSlot`]).
     block_ons: Vec<StdArc<BlockOnSlot>>,
     barrier: Barrier<Task>,
 }
@@ -579,42 +615,77 @@ impl Census {
 
     // ---- block_on and deterministic rounds --------------------------------
 
-    /// A `block_on` call begins: its future is a live task.
-    pub(crate) fn register_block_on(
+    /// A slot for `block_on` calls (see [`BlockOnSlot`]), listed for
+    /// reports; no call is in progress on it yet. Slots no thread holds any
+    /// more (their thread exited, or cached another runtime's) are dropped
+    /// from the list here.
+    pub(crate) fn new_block_on_slot(
         &self,
-        id: Id,
         location: &'static Location<'static>,
     ) -> StdArc<BlockOnSlot> {
         let slot = StdArc::new(BlockOnSlot {
-            id,
-            location,
-            wake: AtomicU64::new(SLOT_IDLE),
+            id: StdAtomicU64::new(0),
+            location: AtomicPtr::new(location as *const Location<'static> as *mut _),
+            wake: AtomicU64::new(SLOT_DONE),
             polls: StdAtomicU64::new(0),
             polling: StdAtomicBool::new(false),
         });
-        self.lock().block_ons.push(slot.clone());
+        let mut st = self.lock();
+        // Only the list holds it: nobody can start a call on it again.
+        st.block_ons.retain(|s| StdArc::strong_count(s) > 1);
+        st.block_ons.push(slot.clone());
         slot
     }
 
+    /// The live `block_on` calls. Lock held.
+    fn live_block_ons(st: &State) -> impl Iterator<Item = &StdArc<BlockOnSlot>> {
+        st.block_ons.iter().filter(|s| s.is_live())
+    }
+
+    /// A `block_on` call begins on `slot` (one call at a time per slot): its
+    /// future is a live task from now on. Lock-free: the slot was listed
+    /// when it was made.
+    pub(crate) fn register_block_on(
+        &self,
+        slot: &BlockOnSlot,
+        id: Id,
+        location: &'static Location<'static>,
+    ) {
+        slot.id
+            .store(id.as_u64(), std::sync::atomic::Ordering::Relaxed);
+        slot.location.store(
+            location as *const Location<'static> as *mut _,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        // Release: a report that sees the call live sees its id (wakers
+        // never move a slot out of DONE, so a store is enough).
+        debug_assert!(!slot.is_live(), "two block_on calls on one slot");
+        slot.wake.store(SLOT_IDLE, Ordering::Release);
+        // The waker reaches wakers' threads through atomics loom cannot see;
+        // this lock, which `count_wake` takes too under loom, gives the
+        // model the edge the real program has.
+        #[cfg(loom)]
+        drop(self.lock());
+    }
+
     /// The `block_on` call ends. A count left by a wake that no poll took
-    /// over (a wake during the last poll) is dropped.
+    /// over (a wake during the last poll) is dropped, as a poll's end drops
+    /// its own: the lock only if that made everything idle with a stop or
+    /// a quiescence waiter pending.
     pub(crate) fn unregister_block_on(
         &self,
-        slot: &StdArc<BlockOnSlot>,
+        slot: &BlockOnSlot,
         has_work: impl Fn() -> bool,
     ) -> Wakes {
-        let mut st = self.lock();
-        st.block_ons.retain(|s| !StdArc::ptr_eq(s, slot));
         if slot.wake.swap(SLOT_DONE, Ordering::AcqRel) == SLOT_COUNTED {
-            self.word.fetch_sub(ACTIVE_ONE, Ordering::SeqCst);
-            return self.check_all_idle(&mut st, has_work);
+            return self.end_active(has_work);
         }
         Wakes::default()
     }
 
     /// How many `block_on` calls are in progress.
     pub(crate) fn block_on_count(&self) -> usize {
-        self.lock().block_ons.len()
+        Self::live_block_ons(&self.lock()).count()
     }
 
     /// The `block_on` future was woken: it counts as runnable from now until
@@ -665,7 +736,7 @@ impl Census {
         fence(Ordering::SeqCst);
         if self.flags.phase_seqcst() != RUNNING {
             let mut st = self.lock();
-            if st.barrier.is_stopped() && !st.barrier.is_requester(Some(slot.id)) {
+            if st.barrier.is_stopped() && !st.barrier.is_requester(Some(slot.id())) {
                 // Stopped, and not by this future: it stays runnable (the
                 // poll's count becomes the wake's) and waits for the resume.
                 // A wake that got in first counted it already: one count is
@@ -848,7 +919,7 @@ impl Census {
                 requested_at: st.barrier.requested_at().unwrap_or_else(Instant::now),
                 time_to_stop: st.barrier.time_to_stop().unwrap_or_default(),
                 at_safepoint: st.barrier.at_safepoint(),
-                block_ons: st.block_ons.len(),
+                block_ons: Self::live_block_ons(&st).count(),
             });
         }
         if let Some(waker) = waker {
@@ -863,7 +934,7 @@ impl Census {
             at_safepoint: st.barrier.at_safepoint(),
             requested_at: st.barrier.requested_at().unwrap_or_else(Instant::now),
             polls_at_request: st.barrier.polls_at_request().to_vec(),
-            block_ons: st.block_ons.clone(),
+            block_ons: Self::live_block_ons(&st).cloned().collect(),
         })
     }
 
@@ -1084,7 +1155,8 @@ mod tests {
         let census = Census::new(1);
         let (_, wakes) = census.transition_worker_to_parked(0, false, no_work);
         drop(wakes);
-        let slot = census.register_block_on(Id::from_u64(1), Location::caller());
+        let slot = census.new_block_on_slot(Location::caller());
+        census.register_block_on(&slot, Id::from_u64(1), Location::caller());
         let _wakes = census.count_wake(&slot, no_work);
         let me = Requester::Thread(crate::sync::thread::current().id());
         let (ticket, _) = census

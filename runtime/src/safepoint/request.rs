@@ -272,9 +272,9 @@ fn laggards(shared: &Shared, facts: &PendingFacts) -> Vec<Laggard> {
     for slot in &facts.block_ons {
         if slot.polling().1 {
             in_one_poll.push((
-                slot.id,
+                slot.id(),
                 Some(String::from("block_on")),
-                slot.location.to_string(),
+                slot.location().to_string(),
             ));
         }
     }

@@ -69,26 +69,38 @@ impl Parker {
                 // sleeper list, the `parked` flag) is visible to us after.
                 self.state.swap(EMPTY, SeqCst);
             }
-            None => {
-                let mut guard = self.lock.lock();
+            None => self.park_condvar(None),
+        }
+    }
+
+    /// Sleeps on the condvar until `unpark`, `timeout`, or a spurious
+    /// wake-up.
+    fn park_condvar(&self, timeout: Option<Duration>) {
+        let mut guard = self.lock.lock();
+        if self
+            .state
+            .compare_exchange(EMPTY, PARKED_CONDVAR, SeqCst, SeqCst)
+            .is_err()
+        {
+            // Notified in between.
+            self.state.store(EMPTY, SeqCst);
+            return;
+        }
+        match timeout {
+            None => loop {
+                wait(&self.cvar, &mut guard);
                 if self
                     .state
-                    .compare_exchange(EMPTY, PARKED_CONDVAR, SeqCst, SeqCst)
-                    .is_err()
+                    .compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst)
+                    .is_ok()
                 {
-                    self.state.store(EMPTY, SeqCst);
                     return;
                 }
-                loop {
-                    wait(&self.cvar, &mut guard);
-                    if self
-                        .state
-                        .compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst)
-                        .is_ok()
-                    {
-                        return;
-                    }
-                }
+            },
+            Some(timeout) => {
+                crate::sync::wait_for(&self.cvar, &mut guard, timeout);
+                // Notified or not, no longer parked.
+                self.state.swap(EMPTY, SeqCst);
             }
         }
     }
@@ -112,40 +124,40 @@ impl Parker {
 
 /// A one-shot thread parker for threads outside the workers (`block_on`,
 /// blocking stop requests, `run_until_blocked`), usable as a `Waker`.
-pub(crate) struct ThreadParker {
-    notified: Mutex<bool>,
-    cvar: Condvar,
-}
+///
+/// A [`Parker`] that never sleeps in the driver: an unpark while the thread
+/// is awake (the common case for `block_on`, whose future is often woken
+/// while it is still being polled) is one atomic swap, no lock and no
+/// condvar notify (tokio's `ParkThread` is built the same way).
+pub(crate) struct ThreadParker(Parker);
 
 impl ThreadParker {
     pub(crate) fn new() -> ThreadParker {
-        ThreadParker {
-            notified: Mutex::new(false),
-            cvar: Condvar::new(),
-        }
+        ThreadParker(Parker::new())
     }
 
     /// Blocks until woken (a wake before the park is remembered).
     pub(crate) fn park(&self) {
-        let mut notified = self.notified.lock();
-        while !*notified {
-            wait(&self.cvar, &mut notified);
-        }
-        *notified = false;
+        // On the condvar, `Parker::park` returns only once notified.
+        self.0.park(None);
     }
 
-    /// Blocks until woken or `dur` passes. Returns whether it was woken.
-    pub(crate) fn park_timeout(&self, dur: Duration) -> bool {
-        let mut notified = self.notified.lock();
-        if !*notified {
-            crate::sync::wait_for(&self.cvar, &mut notified, dur);
+    /// Blocks until woken or `dur` passes (or spuriously: callers re-check).
+    pub(crate) fn park_timeout(&self, dur: Duration) {
+        if self
+            .0
+            .state
+            .compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst)
+            .is_ok()
+        {
+            return;
         }
-        std::mem::replace(&mut *notified, false)
+        self.0.park_condvar(Some(dur));
     }
 
     pub(crate) fn unpark(&self) {
-        *self.notified.lock() = true;
-        self.cvar.notify_one();
+        self.0
+            .unpark(|| unreachable!("a thread parker never sleeps in the driver"));
     }
 }
 
