@@ -236,7 +236,8 @@ impl Controller {
             "slow stop: {} µs; the last tasks to block: {}",
             time_to_stop.as_micros(),
             if waited.is_empty() {
-                "none (no task ran late: the stop waited for a worker to get a core and park)".to_owned()
+                "none (no task ran late: the stop waited for a worker to get a core and park)"
+                    .to_owned()
             } else {
                 waited.join(", ")
             }
