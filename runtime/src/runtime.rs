@@ -302,6 +302,10 @@ fn drop_all_tasks(shared: &Shared) {
     loop {
         // A requester woken from the registry below lands in the slot again.
         drop(shared.census.take_requester_runnable());
+        // Wakes kept for a release that will not come now (protocol point
+        // 10): their tasks are scheduled, so the registry's wakes below
+        // would not reach them. Dropped here, outside the census lock.
+        drop(shared.census.take_deferred());
         while let Some(task) = shared.injector.pop() {
             drop(task);
         }
@@ -318,6 +322,9 @@ fn drop_all_tasks(shared: &Shared) {
             drop(task);
             dropped_any = true;
         }
+        let deferred = shared.census.take_deferred();
+        dropped_any |= !deferred.is_empty();
+        drop(deferred);
         while let Some(task) = shared.injector.pop() {
             drop(task);
             dropped_any = true;

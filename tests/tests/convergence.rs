@@ -603,3 +603,108 @@ fn stop_metrics_keep_histograms_and_the_last_tasks_the_slowest_stops_waited_for(
         slow.abort();
     });
 }
+
+/// Drops a flag's guard: set when the future holding it is dropped.
+struct SetOnDrop(Arc<AtomicBool>);
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, SeqCst);
+    }
+}
+
+#[test]
+fn a_wake_kept_during_a_request_does_not_survive_shutdown() {
+    watchdog(LIMIT, || {
+        let rt = safepoint::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let quit = Arc::new(AtomicBool::new(false));
+        let q = quit.clone();
+        // Keeps the stop from being declared (a yield loop never reaches a safepoint).
+        let _spinner = rt.spawn(async move {
+            while !q.load(SeqCst) {
+                safepoint::task::yield_now().await;
+            }
+        });
+        let dropped = Arc::new(AtomicBool::new(false));
+        let fired = Arc::new(AtomicBool::new(false));
+        let (d, f) = (dropped.clone(), fired.clone());
+        let sleeper = rt.spawn(async move {
+            let _g = SetOnDrop(d);
+            safepoint::time::sleep(Duration::from_millis(50)).await;
+            f.store(true, SeqCst);
+            std::future::pending::<()>().await;
+        });
+        std::thread::sleep(Duration::from_millis(10));
+        let h = rt.handle().clone();
+        let stopper = std::thread::spawn(move || {
+            let world = h.stop_the_world_blocking();
+            std::thread::sleep(Duration::from_millis(300));
+            drop(world);
+        });
+        // The sleep fires while the stop is requested: its wake is kept.
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(!fired.load(SeqCst), "the sleeper ran during the request");
+        drop(rt); // shutdown: every task should be dropped
+        let dropped_at_shutdown = dropped.load(SeqCst);
+        let finished_at_shutdown = sleeper.is_finished();
+        stopper.join().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        eprintln!(
+        "after shutdown: sleeper future dropped={dropped_at_shutdown} handle finished={finished_at_shutdown}; \
+         after the stopper resumed: dropped={} fired={} finished={}",
+        dropped.load(SeqCst),
+        fired.load(SeqCst),
+        sleeper.is_finished()
+    );
+        assert!(
+            dropped_at_shutdown,
+            "a task whose wake was kept for the release survived shutdown"
+        );
+    });
+}
+
+/// Point 15: a quiescence wait filed while a wake was kept for the
+/// release (point 10) completes at shutdown: shutdown drops kept wakes.
+#[test]
+fn a_quiescence_wait_completes_at_shutdown_despite_a_kept_wake() {
+    watchdog(LIMIT, || {
+        let rt = safepoint::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let quit = Arc::new(AtomicBool::new(false));
+        let q = quit.clone();
+        let _spinner = rt.spawn(async move {
+            while !q.load(SeqCst) {
+                safepoint::task::yield_now().await;
+            }
+        });
+        let _sleeper = rt.spawn(async move {
+            safepoint::time::sleep(Duration::from_millis(50)).await;
+            std::future::pending::<()>().await;
+        });
+        std::thread::sleep(Duration::from_millis(10));
+        let h = rt.handle().clone();
+        let stopper = std::thread::spawn(move || {
+            let world = h.stop_the_world_blocking();
+            std::thread::sleep(Duration::from_millis(300));
+            drop(world);
+        });
+        std::thread::sleep(Duration::from_millis(150));
+        let h = rt.handle().clone();
+        let waiter = std::thread::spawn(move || h.run_until_blocked());
+        std::thread::sleep(Duration::from_millis(20));
+        drop(rt);
+        stopper.join().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while !waiter.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            waiter.is_finished(),
+            "run_until_blocked never returned after shutdown"
+        );
+    });
+}

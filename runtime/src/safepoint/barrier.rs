@@ -421,6 +421,11 @@ impl<R> Barrier<R> {
         Ok(())
     }
 
+    /// Takes the kept wakes (shutdown drops them).
+    pub(crate) fn take_deferred(&mut self) -> Vec<R> {
+        std::mem::take(&mut self.deferred)
+    }
+
     /// Whether wakes are kept for the release: those tasks are runnable for
     /// quiescence (protocol point 8), though not for the stop.
     pub(crate) fn has_deferred(&self) -> bool {

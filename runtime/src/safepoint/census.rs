@@ -864,6 +864,13 @@ impl Census {
     }
 
     /// Takes the requester's runnable, if it was woken during the stop.
+    /// Takes the wakes kept for a release (protocol point 10), at shutdown:
+    /// the caller drops them, outside the lock. A shutdown then finds the
+    /// world idle again (point 15).
+    pub(crate) fn take_deferred(&self) -> Vec<Task> {
+        self.lock().barrier.take_deferred()
+    }
+
     pub(crate) fn take_requester_runnable(&self) -> Option<Task> {
         self.lock().barrier.take_requester_runnable()
     }
