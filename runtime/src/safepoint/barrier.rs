@@ -17,7 +17,7 @@
 //! (`R`), so the tests can use plain numbers.
 
 use crate::sync::thread::ThreadId;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -75,6 +75,60 @@ pub(crate) struct Released<R> {
     pub(crate) deferred: Vec<R>,
 }
 
+/// What one task parked at gates during a stop, and so what it may pass
+/// after the release: one await per waker it parked with (identified as
+/// `Waker::will_wake` does, by its data and vtable pointers; no clone, so a
+/// pass never keeps a finished task alive), or its next await whatever the
+/// waker (`any`: its wake was kept, by an unknown waker).
+#[derive(Default)]
+struct Passes {
+    wakers: Vec<(usize, usize)>,
+    any: bool,
+}
+
+impl Passes {
+    /// The waker's identity as addresses: compared, never dereferenced.
+    fn key(waker: &Waker) -> (usize, usize) {
+        (
+            waker.data() as usize,
+            waker.vtable() as *const std::task::RawWakerVTable as usize,
+        )
+    }
+
+    fn is_empty(&self) -> bool {
+        self.wakers.is_empty() && !self.any
+    }
+
+    /// Adds `waker`; false if it is already here.
+    fn add(&mut self, waker: &Waker) -> bool {
+        let key = Passes::key(waker);
+        if self.wakers.contains(&key) {
+            return false;
+        }
+        self.wakers.push(key);
+        true
+    }
+
+    /// Uses the pass for `waker` (or the any-waker pass); false if none.
+    fn take(&mut self, waker: &Waker) -> bool {
+        let key = Passes::key(waker);
+        if let Some(i) = self.wakers.iter().position(|k| *k == key) {
+            self.wakers.swap_remove(i);
+            return true;
+        }
+        std::mem::take(&mut self.any)
+    }
+
+    fn merge(&mut self, other: Passes) {
+        for key in other.wakers {
+            if !self.wakers.contains(&key) {
+                self.wakers.push(key);
+            }
+        }
+        self.any |= other.any;
+    }
+}
+
 pub(crate) struct Barrier<R> {
     phase: Phase,
     active: Option<Active>,
@@ -91,17 +145,19 @@ pub(crate) struct Barrier<R> {
     /// `block_on` futures woken while stopped, released on resume.
     held: Vec<Waker>,
     /// Tasks parked at a runtime resource's gate during the current stop
-    /// (protocol point 10): their wakers, and their ids (to count each task
-    /// once, and to let each pass one gate after the release).
+    /// (protocol point 10): their wakers, in the order they parked (the
+    /// release wakes them in that order), and per task what parked (to
+    /// count each task once, and to give each await one pass after the
+    /// release).
     gate_waiters: Vec<Waker>,
-    gate_parked: HashSet<Id>,
-    /// Tasks released from the last stop that parked them at a gate (or
-    /// kept their wake): each passes its next gate once, so back-to-back
-    /// stops cannot pin a task at the same await. Replaced at the release
-    /// of a stop that was declared (by then every task released the time
-    /// before has been polled: the stop could not be declared while it was
-    /// queued); added to at a withdrawal (which guarantees no such thing).
-    gate_passes: HashSet<Id>,
+    gate_parked: HashMap<Id, Passes>,
+    /// What the last stop released from its gates (or whose wake it kept):
+    /// each passes its next gate once, so back-to-back stops cannot pin a
+    /// task at the same await. Replaced at the release of a stop that was
+    /// declared (by then every task released the time before has been
+    /// polled: the stop could not be declared while it was queued); added
+    /// to at a withdrawal (which guarantees no such thing).
+    gate_passes: HashMap<Id, Passes>,
     /// Runnables a driver turn woke while the stop was pending, kept for
     /// the release (protocol point 10): the task stays blocked, so the
     /// load cannot keep refilling the queues the workers are draining.
@@ -130,8 +186,8 @@ impl<R> Barrier<R> {
             at_safepoint: 0,
             held: Vec::new(),
             gate_waiters: Vec::new(),
-            gate_parked: HashSet::new(),
-            gate_passes: HashSet::new(),
+            gate_parked: HashMap::new(),
+            gate_passes: HashMap::new(),
             deferred: Vec::new(),
             requester_slot: None,
             requester_wake_pending: false,
@@ -324,8 +380,10 @@ impl<R> Barrier<R> {
             self.gate_passes = parked;
         } else {
             // Withdrawn: a task released the time before may not have run
-            // yet; it keeps its pass.
-            self.gate_passes.extend(parked);
+            // yet; it keeps its passes.
+            for (id, passes) in parked {
+                self.gate_passes.entry(id).or_default().merge(passes);
+            }
         }
         self.at_safepoint = 0;
         self.phase = Phase::Running;
@@ -385,20 +443,33 @@ impl<R> Barrier<R> {
 
     /// A task's poll of a runtime resource that would complete, while a
     /// stop may be pending (protocol point 10). `None`: go on (no stop, the
-    /// task holds a ticket, or it uses its one pass after a release).
-    /// `Some(generation)`: parked, its waker kept for the release; a task
-    /// parked again in the same stop (a spurious wake) is counted once and
-    /// its waker kept once.
+    /// task holds a ticket, or this await uses its pass from the last
+    /// release). `Some(generation)`: parked, its waker kept for the release.
+    ///
+    /// Passes are per waker, not per task: one task may have several
+    /// awaits parked at once, each with a waker of its own (the futures of
+    /// a `FuturesUnordered` or a `select!`, the tasks of a `LocalSet`),
+    /// and a pass per task would let the first one woken take it every
+    /// time while the others stay pinned under back-to-back stops. A task
+    /// parked again with the same waker in the same stop (a spurious wake)
+    /// is counted once and its waker kept once.
     pub(crate) fn park_at_gate(&mut self, id: Id, waker: &Waker) -> Option<u64> {
-        if self.phase == Phase::Running || self.holds_ticket(id) || self.gate_passes.remove(&id) {
+        if self.phase == Phase::Running || self.holds_ticket(id) {
             return None;
         }
-        if self.gate_parked.insert(id) {
+        if let Some(passes) = self.gate_passes.get_mut(&id) {
+            if passes.take(waker) {
+                if passes.is_empty() {
+                    self.gate_passes.remove(&id);
+                }
+                return None;
+            }
+        }
+        let parked = self.gate_parked.entry(id).or_default();
+        if parked.is_empty() {
             self.at_safepoint += 1;
-            self.gate_waiters.push(waker.clone());
-        } else if !self.gate_waiters.iter().any(|w| w.will_wake(waker)) {
-            // Another waker of the same task (a `JoinSet` polls its handles
-            // with wakers of its own): each must be woken.
+        }
+        if parked.add(waker) {
             self.gate_waiters.push(waker.clone());
         }
         Some(self.generation)
@@ -414,10 +485,14 @@ impl<R> Barrier<R> {
         }
         self.deferred.push(r);
         // Blocked at an await on a resource whose wake is kept: it passes
-        // that await after the release, like a task parked at its gate.
-        if self.gate_parked.insert(id) {
+        // its next gate after the release, like a task parked at one. Which
+        // of its wakers the driver woke is not known here, so the pass is
+        // for any of them.
+        let parked = self.gate_parked.entry(id).or_default();
+        if parked.is_empty() {
             self.at_safepoint += 1;
         }
+        parked.any = true;
         Ok(())
     }
 
@@ -592,6 +667,36 @@ mod tests {
         );
         assert_eq!(b.park_at_gate(other, &noop()), Some(2), "then parks again");
         b.finish(q, now).unwrap();
+    }
+
+    /// Two awaits of one task parked with wakers of their own (the futures
+    /// of a `FuturesUnordered`): each passes once after the release, so the
+    /// first one woken cannot take the task's only pass every time.
+    #[test]
+    fn each_waker_a_task_parked_with_gets_its_own_pass() {
+        struct Nop;
+        impl std::task::Wake for Nop {
+            fn wake(self: std::sync::Arc<Self>) {}
+        }
+        let (a, b) = (
+            Waker::from(std::sync::Arc::new(Nop)),
+            Waker::from(std::sync::Arc::new(Nop)),
+        );
+        let mut b_: Barrier<u32> = Barrier::new();
+        let now = Instant::now();
+        let task = Id::from_u64(7);
+        let (t, _) = b_.enqueue(Requester::Outside, noop(), now, Vec::new);
+        assert_eq!(b_.park_at_gate(task, &a), Some(1));
+        assert_eq!(b_.park_at_gate(task, &b), Some(1));
+        assert_eq!(b_.at_safepoint(), 1, "one task");
+        assert!(b_.declare(now).is_some());
+        assert_eq!(b_.finish(t, now).unwrap().wakers.len(), 2);
+        let (t, _) = b_.enqueue(Requester::Outside, noop(), now, Vec::new);
+        b_.activate_next(now, Vec::new());
+        assert_eq!(b_.park_at_gate(task, &a), None, "a's pass");
+        assert_eq!(b_.park_at_gate(task, &a), Some(2), "a's pass is spent");
+        assert_eq!(b_.park_at_gate(task, &b), None, "b still has its own");
+        b_.finish(t, now).unwrap();
     }
 
     #[test]

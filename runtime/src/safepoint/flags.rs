@@ -64,8 +64,9 @@ impl StopFlags {
     }
 
     /// Phase and generation from one load. Relaxed: for bookkeeping that
-    /// tolerates a stale value for one poll (the laggard log, the driver
-    /// poll interval), never for a decision about the census.
+    /// tolerates a stale value for one poll (the laggard log) and for hints
+    /// that a decision under the census lock re-checks (whether to offer a
+    /// driver wake for keeping), never for a decision about the census.
     pub(crate) fn snapshot_relaxed(&self) -> Snapshot {
         unpack(self.word.load(Ordering::Relaxed))
     }

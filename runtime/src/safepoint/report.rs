@@ -219,7 +219,7 @@ impl fmt::Display for StopTimedOut {
                 )?,
                 (LaggardCause::Loops, _) => write!(
                     f,
-                    ", polled {} times since the request without blocking: it loops on \
+                    ", polled {} time(s) since the request without blocking: it loops on \
                      `yield_now()` or on futures that are not runtime resources (awaits on \
                      sockets, timers and join handles are safepoints during a stop); add \
                      `safepoint().await` in that loop",

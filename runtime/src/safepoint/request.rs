@@ -370,7 +370,6 @@ impl Future for StopTheWorldTimeout {
     }
 }
 
-/// Blocks the calling thread until the world stops, or until `timeout`.
 /// How long a thread waiting for a stop spins before it parks: about one
 /// thread wake on a loaded machine, the latency the spin saves.
 const SPIN_FOR_DECLARATION: Duration = Duration::from_micros(25);
@@ -404,6 +403,7 @@ fn spin_for_declaration(shared: &Shared, deadline: Option<Instant>) -> bool {
     }
 }
 
+/// Blocks the calling thread until the world stops, or until `timeout`.
 pub(crate) fn stop_blocking(
     shared: Arc<Shared>,
     timeout: Option<Duration>,
