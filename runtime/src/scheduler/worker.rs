@@ -206,8 +206,9 @@ impl Worker {
     }
 
     fn next_task(&mut self) -> Option<Task> {
-        // Countdowns rather than `tick % interval`: the intervals are not
-        // constants, and a division on every task is measurable.
+        // Countdowns rather than `tick % interval`: the intervals are
+        // settings, not constants, and a division on every task is
+        // measurable.
         self.until_driver -= 1;
         if self.until_driver == 0 {
             self.poll_driver();
