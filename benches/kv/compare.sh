@@ -333,13 +333,14 @@ if [[ " $PARTS " == *" pause "* ]]; then
         stop "$sampler"
         stop "$LOAD_PID"
         ours_peak=$(($(cat "$tmp/ours.peak") / 1024))
-        loaded="$(pauses_from_log "$OURS_LOG" "$first" "$taken" | quantiles)"
+        loaded_pauses="$(pauses_from_log "$OURS_LOG" "$first" "$taken")"
+        loaded="$(printf '%s' "$loaded_pauses" | quantiles)"
         loaded_stop="$(stops_from_log "$OURS_LOG" "$first" "$taken" | quantiles)"
         # Every loaded pause, longest first: with tens of stops the p99 is
         # the max, so say how many were over 1 ms and what they were.
         echo "ours: loaded pauses at $k keys, µs, longest first:" \
-            "$(pauses_from_log "$OURS_LOG" "$first" "$taken" | sort -rn | head -8 | tr '\n' ' ')" \
-            "($(pauses_from_log "$OURS_LOG" "$first" "$taken" | awk '$1 > 1000' | wc -l) of" \
+            "$(printf '%s' "$loaded_pauses" | sort -rn | head -8 | tr '\n' ' ')" \
+            "($(printf '%s' "$loaded_pauses" | awk '$1 > 1000' | wc -l) of" \
             "$SAVES_LOADED over 1 ms)" >&2
         grep '^slow stop:' "$OURS_LOG" | tail -n 4 | sed 's/^/ours: /' >&2 || true
 

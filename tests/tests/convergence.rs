@@ -612,56 +612,53 @@ impl Drop for SetOnDrop {
     }
 }
 
+/// A 1-worker runtime where `sleeper`'s 50 ms sleep fires while a stop is
+/// requested (a yield loop keeps it from being declared), so its wake is
+/// kept for the release. The stop is filed ~10 ms in, by a thread that
+/// holds the world 300 ms once it has it; its handle is returned. Returns
+/// ~150 ms in, after the sleep fired.
+fn with_a_kept_wake(
+    sleeper: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (Runtime, std::thread::JoinHandle<()>) {
+    let rt = rt(1);
+    let _spinner = rt.spawn(async {
+        loop {
+            yield_now().await;
+        }
+    });
+    rt.spawn(sleeper);
+    std::thread::sleep(Duration::from_millis(10));
+    let h = rt.handle().clone();
+    let stopper = std::thread::spawn(move || {
+        let world = h.stop_the_world_blocking();
+        std::thread::sleep(Duration::from_millis(300));
+        drop(world);
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    (rt, stopper)
+}
+
+/// Shutdown drops a task whose wake was kept for the release (point 10):
+/// the registry's wakes cannot reach it (it is already scheduled).
 #[test]
 fn a_wake_kept_during_a_request_does_not_survive_shutdown() {
     watchdog(LIMIT, || {
-        let rt = safepoint::Builder::new_multi_thread()
-            .worker_threads(1)
-            .build()
-            .unwrap();
-        let quit = Arc::new(AtomicBool::new(false));
-        let q = quit.clone();
-        // Keeps the stop from being declared (a yield loop never reaches a safepoint).
-        let _spinner = rt.spawn(async move {
-            while !q.load(SeqCst) {
-                safepoint::task::yield_now().await;
-            }
-        });
         let dropped = Arc::new(AtomicBool::new(false));
         let fired = Arc::new(AtomicBool::new(false));
         let (d, f) = (dropped.clone(), fired.clone());
-        let sleeper = rt.spawn(async move {
+        let (rt, stopper) = with_a_kept_wake(async move {
             let _g = SetOnDrop(d);
             safepoint::time::sleep(Duration::from_millis(50)).await;
             f.store(true, SeqCst);
             std::future::pending::<()>().await;
         });
-        std::thread::sleep(Duration::from_millis(10));
-        let h = rt.handle().clone();
-        let stopper = std::thread::spawn(move || {
-            let world = h.stop_the_world_blocking();
-            std::thread::sleep(Duration::from_millis(300));
-            drop(world);
-        });
-        // The sleep fires while the stop is requested: its wake is kept.
-        std::thread::sleep(Duration::from_millis(150));
         assert!(!fired.load(SeqCst), "the sleeper ran during the request");
         drop(rt); // shutdown: every task should be dropped
-        let dropped_at_shutdown = dropped.load(SeqCst);
-        let finished_at_shutdown = sleeper.is_finished();
-        stopper.join().unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        eprintln!(
-        "after shutdown: sleeper future dropped={dropped_at_shutdown} handle finished={finished_at_shutdown}; \
-         after the stopper resumed: dropped={} fired={} finished={}",
-        dropped.load(SeqCst),
-        fired.load(SeqCst),
-        sleeper.is_finished()
-    );
         assert!(
-            dropped_at_shutdown,
+            dropped.load(SeqCst),
             "a task whose wake was kept for the release survived shutdown"
         );
+        stopper.join().unwrap();
     });
 }
 
@@ -670,40 +667,17 @@ fn a_wake_kept_during_a_request_does_not_survive_shutdown() {
 #[test]
 fn a_quiescence_wait_completes_at_shutdown_despite_a_kept_wake() {
     watchdog(LIMIT, || {
-        let rt = safepoint::Builder::new_multi_thread()
-            .worker_threads(1)
-            .build()
-            .unwrap();
-        let quit = Arc::new(AtomicBool::new(false));
-        let q = quit.clone();
-        let _spinner = rt.spawn(async move {
-            while !q.load(SeqCst) {
-                safepoint::task::yield_now().await;
-            }
-        });
-        let _sleeper = rt.spawn(async move {
+        let (rt, stopper) = with_a_kept_wake(async {
             safepoint::time::sleep(Duration::from_millis(50)).await;
             std::future::pending::<()>().await;
         });
-        std::thread::sleep(Duration::from_millis(10));
-        let h = rt.handle().clone();
-        let stopper = std::thread::spawn(move || {
-            let world = h.stop_the_world_blocking();
-            std::thread::sleep(Duration::from_millis(300));
-            drop(world);
-        });
-        std::thread::sleep(Duration::from_millis(150));
         let h = rt.handle().clone();
         let waiter = std::thread::spawn(move || h.run_until_blocked());
         std::thread::sleep(Duration::from_millis(20));
         drop(rt);
         stopper.join().unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(3);
-        while !waiter.is_finished() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
         assert!(
-            waiter.is_finished(),
+            wait_until(Duration::from_secs(3), || waiter.is_finished()),
             "run_until_blocked never returned after shutdown"
         );
     });
