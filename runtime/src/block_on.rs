@@ -16,6 +16,7 @@
 //! and runtime and reused (as tokio's `CachedParkThread`); a call marks the
 //! slot live and then done with one store and one swap.
 
+#[cfg(not(loom))] // the cache is not used under loom
 use std::cell::Cell;
 use std::future::Future;
 use std::panic::Location;
@@ -106,13 +107,10 @@ struct MainWaker {
     slot: StdArc<BlockOnSlot>,
 }
 
+#[cfg(not(loom))] // the cache is not used under loom
 impl MainWaker {
     fn is_for(&self, shared: &Arc<Shared>) -> bool {
-        #[cfg(not(loom))]
-        let ours = self.shared.as_ptr();
-        #[cfg(loom)]
-        let ours = Arc::as_ptr(&self.shared);
-        std::ptr::eq(ours, Arc::as_ptr(shared))
+        std::ptr::eq(self.shared.as_ptr(), Arc::as_ptr(shared))
     }
 }
 
