@@ -427,3 +427,70 @@ fn graceful_shutdown_lets_http2_streams_in_flight_finish() {
         conn.await.unwrap().unwrap();
     });
 }
+
+/// Shutdown reaches every connection while they are busy: 4 workers (more
+/// than this machine's cores), 120 keep-alive connections, of which 80 loop
+/// on `GET /` through the signal, 30 are in `/slow` (they finish inside the
+/// deadline) and 10 in `/stuck` (closed at it). Every connection must end,
+/// every slow request must be answered, and the report must count exactly
+/// the stuck ones as closed.
+#[test]
+fn shutdown_reaches_every_busy_connection_exactly_once() {
+    let rt = safepoint::Builder::new_multi_thread()
+        .worker_threads(4)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        safepoint::time::timeout(Duration::from_secs(60), async {
+            let (addr, arrived, stop, server) = start(Duration::from_millis(1500)).await;
+            let answered = Arc::new(AtomicUsize::new(0));
+            let mut clients = Vec::new();
+            for _ in 0..80 {
+                let mut send = http1_client(addr).await;
+                let answered = answered.clone();
+                clients.push(safepoint::spawn(async move {
+                    // Until the server ends keep-alive: then the connection
+                    // closes and the next request fails.
+                    while let Ok(resp) = send.send_request(get("/")).await {
+                        assert_eq!(resp.status(), StatusCode::OK);
+                        body_of(resp).await;
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    "looping"
+                }));
+            }
+            for (n, path) in [(30, "/slow"), (10, "/stuck")] {
+                for _ in 0..n {
+                    let mut send = http1_client(addr).await;
+                    clients.push(safepoint::spawn(async move {
+                        match send.send_request(get(path)).await {
+                            Ok(resp) => {
+                                assert_eq!(&body_of(resp).await[..], b"slow but done");
+                                "slow"
+                            }
+                            Err(_) => "closed",
+                        }
+                    }));
+                }
+            }
+            while arrived.load(Ordering::SeqCst) < 40 || answered.load(Ordering::Relaxed) < 2_000 {
+                safepoint::time::sleep(Duration::from_millis(1)).await;
+            }
+            stop.send(()).unwrap();
+            let report = server.await.unwrap().unwrap();
+            assert_eq!((report.open, report.forced), (120, 10), "{report}");
+            // The deadline is 1.5 s; the stuck handlers sleep 20 s, so a
+            // close that did not wake them would take that long.
+            assert!(report.elapsed < Duration::from_secs(5), "{report}");
+            let mut ends = std::collections::HashMap::new();
+            for client in clients {
+                *ends.entry(client.await.unwrap()).or_insert(0) += 1;
+            }
+            assert_eq!(ends.get("looping"), Some(&80));
+            assert_eq!(ends.get("slow"), Some(&30));
+            assert_eq!(ends.get("closed"), Some(&10));
+        })
+        .await
+        .expect("the test hung");
+    });
+}

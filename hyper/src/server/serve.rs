@@ -13,7 +13,8 @@
 //! * Graceful shutdown: when the signal fires the listener is closed (new
 //!   connections are refused), each open connection is told to finish
 //!   (HTTP/1 stops keep-alive after the response in flight, HTTP/2 sends
-//!   GOAWAY) through hyper-util's `GracefulShutdown`, and the call waits for
+//!   GOAWAY) through the connection tracker (`tracker.rs`: one signal per
+//!   connection, no lock per poll), and the call waits for
 //!   them up to the deadline. Connections still open then are dropped (the
 //!   client sees the connection close) and counted in the report, so nothing
 //!   hangs and nothing is lost silently.
@@ -29,21 +30,19 @@ use std::future::{Future, IntoFuture};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::channel::oneshot;
-use futures::future::{select, Either, FutureExt};
+use futures::future::{select, Either};
 use hyper::body::{Body, Incoming};
 use hyper::service::Service;
 use hyper::{Request, Response};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use safepoint::net::{TcpListener, TcpStream};
 use safepoint::time::{sleep, timeout, Instant};
 
 use super::info::{ConnectionInfo, WithInfo};
+use super::tracker::{CloseOnDrop, Tracker};
 use crate::{SafepointExecutor, SafepointIo, SafepointTimer};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -316,11 +315,10 @@ impl<S: HttpService> Serve<S> {
             task_name,
             nodelay,
         } = self;
-        let graceful = GracefulShutdown::new();
-        // Dropping `force` resolves every connection's copy of `forced_close`.
-        let (force, forced_close) = oneshot::channel::<()>();
-        let forced_close = forced_close.shared();
-        let forced = Arc::new(AtomicUsize::new(0));
+        let tracker = Tracker::new();
+        // However this future ends (here, or dropped mid-way), the
+        // connections it accepted end with it.
+        let _close_on_drop = CloseOnDrop(tracker.clone());
         let mut signal = pin!(signal);
         loop {
             // The signal is polled first: once it has fired, nothing more
@@ -345,14 +343,7 @@ impl<S: HttpService> Serve<S> {
                 peer_addr,
                 nodelay,
             };
-            let served = conn.serve(&builder, &graceful, service.clone());
-            let forced_close = forced_close.clone();
-            let forced = forced.clone();
-            let task = async move {
-                if let Either::Right(_) = select(pin!(served), forced_close).await {
-                    forced.fetch_add(1, Ordering::Relaxed);
-                }
-            };
+            let task = conn.serve(&builder, &tracker, service.clone());
             // `spawn` fails only outside a runtime, and we are in one.
             let spawned = safepoint::task::Builder::new()
                 .name(&task_name)
@@ -363,15 +354,15 @@ impl<S: HttpService> Serve<S> {
         // Stop accepting: connects from now on are refused, not queued.
         drop(listener);
         let started = Instant::now();
-        let open = graceful.count();
-        let mut drained = pin!(graceful.shutdown());
-        if timeout(deadline, drained.as_mut()).await.is_err() {
-            drop(force);
-            drained.await;
+        let open = tracker.count();
+        tracker.finish_all();
+        if timeout(deadline, tracker.drained()).await.is_err() {
+            tracker.close_all();
+            tracker.drained().await;
         }
         Ok(ShutdownReport {
             open,
-            forced: forced.load(Ordering::Relaxed),
+            forced: tracker.closed(),
             elapsed: started.elapsed(),
         })
     }
@@ -403,7 +394,7 @@ impl Conn {
     fn serve<S: HttpService>(
         self,
         builder: &auto::Builder<SafepointExecutor>,
-        graceful: &GracefulShutdown,
+        tracker: &Tracker,
         service: S,
     ) -> impl Future<Output = ()> + Send + 'static {
         if self.nodelay {
@@ -419,13 +410,7 @@ impl Conn {
         let conn = builder
             .serve_connection_with_upgrades(SafepointIo::new(self.stream), service)
             .into_owned();
-        let conn = graceful.watch(conn);
-        async move {
-            // A connection error is the client's doing (reset, malformed
-            // request, a timeout hyper enforced); hyper has already answered
-            // what could be answered, and the connection is over either way.
-            let _ = conn.await;
-        }
+        tracker.track(conn)
     }
 }
 
