@@ -146,6 +146,24 @@ fn http1_get_says_hello_and_sees_the_peer_address() {
 }
 
 #[test]
+fn connection_info_off_leaves_the_extensions_empty() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let svc = service_fn(|req: Request<Incoming>| async move {
+            let has = req.extensions().get::<ConnectionInfo>().is_some();
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!("{has}")))))
+        });
+        let server = serve(listener, svc).connection_info(false);
+        let server = safepoint::spawn(std::future::IntoFuture::into_future(server));
+        let mut send = http1_client(addr).await;
+        let resp = send.send_request(get("/")).await.unwrap();
+        assert_eq!(&body_of(resp).await[..], b"false");
+        server.abort();
+    });
+}
+
+#[test]
 fn http2_prior_knowledge_is_detected_and_multiplexed() {
     run(async {
         let (addr, _, stop, server) = start(Duration::from_secs(5)).await;

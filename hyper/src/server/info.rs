@@ -59,11 +59,12 @@ impl ConnectionInfo {
     }
 }
 
-/// A connection's service: `inner`, with `info` added to every request.
+/// A connection's service: `inner`, with `info` (when on) added to every
+/// request.
 #[derive(Clone, Debug)]
 pub(crate) struct WithInfo<S> {
     pub(crate) inner: S,
-    pub(crate) info: ConnectionInfo,
+    pub(crate) info: Option<ConnectionInfo>,
 }
 
 impl<S: Service<Request<Incoming>>> Service<Request<Incoming>> for WithInfo<S> {
@@ -72,7 +73,9 @@ impl<S: Service<Request<Incoming>>> Service<Request<Incoming>> for WithInfo<S> {
     type Future = S::Future;
 
     fn call(&self, mut req: Request<Incoming>) -> S::Future {
-        req.extensions_mut().insert(self.info);
+        if let Some(info) = self.info {
+            req.extensions_mut().insert(info);
+        }
         self.inner.call(req)
     }
 }
