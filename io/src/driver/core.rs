@@ -142,7 +142,7 @@ impl Driver {
         // Readiness and wakers are handled outside the slab lock, so sockets
         // being created or dropped on other threads do not wait on this.
         for (io, ready) in self.ready.drain(..) {
-            io.set_readiness(ready, &mut self.wakers, &inner.io_waiters);
+            io.set_readiness(ready, &mut self.wakers, inner.io_waiters());
         }
         if signalled {
             inner.signals.dispatch(&mut self.wakers);
@@ -168,7 +168,7 @@ impl Drop for Driver {
         inner.shutdown.store(true, Ordering::Release);
         let all: Vec<_> = inner.ios.lock().iter().map(|(_, io)| io.clone()).collect();
         for io in all {
-            io.set_readiness(SHUTDOWN, &mut self.wakers, &inner.io_waiters);
+            io.set_readiness(SHUTDOWN, &mut self.wakers, inner.io_waiters());
         }
         for w in self.wakers.drain(..) {
             w.wake();

@@ -52,7 +52,10 @@ pub(crate) struct Inner {
     park_state: AtomicU8,
     pub(crate) ios: Mutex<Slab<Arc<ScheduledIo>>>,
     next_generation: AtomicUsize,
-    pub(crate) io_waiters: AtomicUsize,
+    /// Registrations with a stored waker, kept only on a virtual clock
+    /// (`count_waiters`); see `scheduled_io.rs` for why not always.
+    io_waiters: AtomicUsize,
+    count_waiters: bool,
     pub(crate) timers: Option<Timers>,
     pub(crate) clock: Clock,
     pub(crate) signals: SignalTable,
@@ -73,6 +76,7 @@ impl Inner {
             ios: Mutex::new(Slab::new()),
             next_generation: AtomicUsize::new(0),
             io_waiters: AtomicUsize::new(0),
+            count_waiters: config.clock.is_virtual(),
             timers: config
                 .enable_time
                 .then(|| Timers::new(config.clock.now().into_std())),
@@ -81,6 +85,11 @@ impl Inner {
             io_enabled: config.enable_io,
             shutdown: AtomicBool::new(false),
         }
+    }
+
+    /// The running count of registrations waited on, where one is kept.
+    pub(crate) fn io_waiters(&self) -> Option<&AtomicUsize> {
+        self.count_waiters.then_some(&self.io_waiters)
     }
 
     pub(crate) fn next_generation(&self) -> usize {
@@ -206,8 +215,24 @@ impl Handle {
     /// once. The `poll_*` trait methods (`AsyncRead::poll_read` & co) have no such
     /// hook, as in tokio: a read abandoned mid-wait keeps counting until the
     /// socket gets an event or is dropped.
+    ///
+    /// On a virtual clock this is a counter read; on a real clock it scans
+    /// the registrations (see the module's note on why), so it is meant for
+    /// idle checks and diagnostics, not for every poll.
     pub fn io_waiters(&self) -> usize {
-        self.inner.io_waiters.load(Ordering::Acquire)
+        match self.inner.io_waiters() {
+            Some(count) => count.load(Ordering::Acquire),
+            None => {
+                let ios: Vec<_> = self
+                    .inner
+                    .ios
+                    .lock()
+                    .iter()
+                    .map(|(_, io)| io.clone())
+                    .collect();
+                ios.iter().filter(|io| io.has_waiters()).count()
+            }
+        }
     }
 
     /// Whether sockets may register with this driver.

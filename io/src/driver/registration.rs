@@ -99,7 +99,7 @@ impl Registration {
             shared.set_readiness(
                 super::scheduled_io::SHUTDOWN,
                 &mut Vec::new(),
-                &inner.io_waiters,
+                inner.io_waiters(),
             );
         }
         Ok(Registration {
@@ -129,7 +129,7 @@ impl Registration {
     ) -> Poll<io::Result<ReadyEvent>> {
         let ev = ready!(self
             .shared
-            .poll_ready(cx, dir, id, &self.handle.inner.io_waiters));
+            .poll_ready(cx, dir, id, self.handle.inner.io_waiters()));
         // About to complete: a pending stop parks the task here first. The
         // readiness stays recorded (nothing clears it until an operation
         // returns `WouldBlock`), so the poll after the resume finds it.
@@ -265,7 +265,7 @@ impl Drop for Registration {
                 ios.remove(self.key);
             }
         }
-        self.shared.clear_wakers(&inner.io_waiters);
+        self.shared.clear_wakers(inner.io_waiters());
     }
 }
 
@@ -304,7 +304,7 @@ impl Drop for Readiness<'_> {
         if self.waiting {
             self.reg
                 .shared
-                .remove_waiter(self.dir, self.id, &self.reg.handle.inner.io_waiters);
+                .remove_waiter(self.dir, self.id, self.reg.handle.inner.io_waiters());
         }
     }
 }

@@ -12,6 +12,13 @@
 //! removed again when its future is dropped, so that [`Handle::io_waiters`]
 //! counts only tasks that really wait.
 //!
+//! That count is kept as a running counter only where it is read on a hot
+//! path (a virtual clock's auto-advance asks it at every idle point). On a
+//! real clock the counter would be one process-wide atomic written twice per
+//! request by every worker (first waiter in, last waiter out), its cache line
+//! moving between cores on every request of a busy server; there the
+//! handle counts by a scan instead ([`ScheduledIo::has_waiters`]).
+//!
 //! [`Handle::io_waiters`]: super::Handle::io_waiters
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -104,12 +111,13 @@ impl ScheduledIo {
 
     /// Records an event (OR-ing `ready` in and bumping the tick), then moves the
     /// wakers it satisfies into `wakers`. `waiting` is the handle's `io_waiters`
-    /// counter; it is adjusted under the waiters lock so it never underflows.
+    /// counter where it keeps one; it is adjusted under the waiters lock so it
+    /// never underflows.
     pub(crate) fn set_readiness(
         &self,
         ready: usize,
         wakers: &mut Vec<Waker>,
-        waiting: &AtomicUsize,
+        waiting: Option<&AtomicUsize>,
     ) {
         let _ = self
             .state
@@ -125,15 +133,24 @@ impl ScheduledIo {
             }
         }
         if was_waiting && w.is_empty() {
-            waiting.fetch_sub(1, Ordering::AcqRel);
+            if let Some(waiting) = waiting {
+                waiting.fetch_sub(1, Ordering::AcqRel);
+            }
         }
     }
 
     /// Drops every waker (the registration is going away).
-    pub(crate) fn clear_wakers(&self, waiting: &AtomicUsize) {
+    /// Whether some task waits on this source (holds a stored waker).
+    pub(crate) fn has_waiters(&self) -> bool {
+        !self.waiters.lock().is_empty()
+    }
+
+    pub(crate) fn clear_wakers(&self, waiting: Option<&AtomicUsize>) {
         let mut w = self.waiters.lock();
         if !w.is_empty() {
-            waiting.fetch_sub(1, Ordering::AcqRel);
+            if let Some(waiting) = waiting {
+                waiting.fetch_sub(1, Ordering::AcqRel);
+            }
         }
         w.read.clear();
         w.write.clear();
@@ -155,7 +172,7 @@ impl ScheduledIo {
         cx: &mut Context<'_>,
         dir: Direction,
         id: WaiterId,
-        waiting: &AtomicUsize,
+        waiting: Option<&AtomicUsize>,
     ) -> Poll<ReadyEvent> {
         if let Some(ev) = self.ready_event(dir) {
             return Poll::Ready(ev);
@@ -177,18 +194,27 @@ impl ScheduledIo {
             None => list.push((id, cx.waker().clone())),
         }
         if !was_waiting {
-            waiting.fetch_add(1, Ordering::AcqRel);
+            if let Some(waiting) = waiting {
+                waiting.fetch_add(1, Ordering::AcqRel);
+            }
         }
         Poll::Pending
     }
 
     /// Removes waiter `id` (its future was dropped).
-    pub(crate) fn remove_waiter(&self, dir: Direction, id: WaiterId, waiting: &AtomicUsize) {
+    pub(crate) fn remove_waiter(
+        &self,
+        dir: Direction,
+        id: WaiterId,
+        waiting: Option<&AtomicUsize>,
+    ) {
         let mut w = self.waiters.lock();
         let was_waiting = !w.is_empty();
         w.list(dir).retain(|(i, _)| *i != id);
         if was_waiting && w.is_empty() {
-            waiting.fetch_sub(1, Ordering::AcqRel);
+            if let Some(waiting) = waiting {
+                waiting.fetch_sub(1, Ordering::AcqRel);
+            }
         }
     }
 
