@@ -82,7 +82,12 @@ impl Driver {
     pub fn turn(&mut self, timeout: Option<Duration>) -> usize {
         let inner = Arc::clone(&self.handle.inner);
         let mut timeout = timeout;
-        let real_timers = inner.timers.as_ref().filter(|_| !inner.clock.is_virtual());
+        // A turn that does not block (a busy worker's periodic poll) needs no
+        // timeout from the wheels, and no turn to interrupt: it skips them.
+        let real_timers = inner
+            .timers
+            .as_ref()
+            .filter(|_| !inner.clock.is_virtual() && timeout != Some(Duration::ZERO));
         if let Some(timers) = real_timers {
             if let Some(t) = timers.park_timeout(inner.clock.now_std()) {
                 timeout = Some(timeout.map_or(t, |u| u.min(t)));
