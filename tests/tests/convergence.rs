@@ -69,18 +69,19 @@ fn spawn_named<T: Send + 'static>(
         .unwrap()
 }
 
-/// A byte stream `0, 1, 2, ...` (wrapping), `total` bytes in 64 KiB writes.
-fn pattern_writer(mut w: impl std::io::Write, total: usize) {
+/// A byte stream `0, 1, 2, ...` (wrapping) in 64 KiB writes until `done`;
+/// returns the bytes sent (the stream closes when it returns).
+fn pattern_writer(mut w: impl std::io::Write, done: &AtomicBool) -> usize {
     let mut sent = 0usize;
     let mut buf = vec![0u8; 64 * 1024];
-    while sent < total {
-        let n = buf.len().min(total - sent);
-        for (i, b) in buf[..n].iter_mut().enumerate() {
+    while !done.load(SeqCst) {
+        for (i, b) in buf.iter_mut().enumerate() {
             *b = (sent + i) as u8;
         }
-        w.write_all(&buf[..n]).unwrap();
-        sent += n;
+        w.write_all(&buf).unwrap();
+        sent += buf.len();
     }
+    sent
 }
 
 /// Reads to EOF, checking the pattern byte by byte; bumps `progress` per
@@ -114,14 +115,19 @@ fn stream_while_stopping<S, F>(
 {
     watchdog(LIMIT, move || {
         let rt = rt(2);
-        let total = 16 << 20;
-        let writer = std::thread::spawn(move || pattern_writer(writer(), total));
+        // The writer streams until every stop is done (a fixed amount could
+        // all be read before the last stop, and the "resumes after the
+        // release" check would then wait for a reader that has finished).
+        let done = Arc::new(AtomicBool::new(false));
+        let d = done.clone();
+        let writer = std::thread::spawn(move || pattern_writer(writer(), &d));
         let progress = Arc::new(AtomicU64::new(0));
         let p = progress.clone();
         let reader = rt.spawn(async move { pattern_reader(stream().await, p).await });
         stop_repeatedly(&rt, &progress, 20);
-        writer.join().unwrap();
-        assert_eq!(rt.block_on(reader).unwrap(), total);
+        done.store(true, SeqCst);
+        let sent = writer.join().unwrap();
+        assert_eq!(rt.block_on(reader).unwrap(), sent);
     });
 }
 
@@ -153,7 +159,6 @@ fn a_writer_whose_socket_always_has_room_parks_at_its_next_write_and_loses_nothi
         let rt = rt(2);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let total: usize = 32 << 20;
         // A fast reader: the writer's socket almost always has room.
         let reader = std::thread::spawn(move || {
             let (mut peer, _) = listener.accept().unwrap();
@@ -172,11 +177,14 @@ fn a_writer_whose_socket_always_has_room_parks_at_its_next_write_and_loses_nothi
         });
         let progress = Arc::new(AtomicU64::new(0));
         let p = progress.clone();
+        // Writes until every stop is done, as `pattern_writer` does.
+        let done = Arc::new(AtomicBool::new(false));
+        let d = done.clone();
         let writer = rt.spawn(async move {
             let mut s = safepoint::net::TcpStream::connect(addr).await.unwrap();
             let mut sent = 0usize;
             let mut buf = vec![0u8; 4096];
-            while sent < total {
+            while !d.load(SeqCst) {
                 for (i, b) in buf.iter_mut().enumerate() {
                     *b = (sent + i) as u8;
                 }
@@ -185,10 +193,12 @@ fn a_writer_whose_socket_always_has_room_parks_at_its_next_write_and_loses_nothi
                 p.fetch_add(1, SeqCst);
             }
             s.close().await.unwrap();
+            sent
         });
         stop_repeatedly(&rt, &progress, 20);
-        rt.block_on(writer).unwrap();
-        assert_eq!(reader.join().unwrap(), total);
+        done.store(true, SeqCst);
+        let sent = rt.block_on(writer).unwrap();
+        assert_eq!(reader.join().unwrap(), sent);
     });
 }
 
