@@ -52,6 +52,18 @@ thread_local! {
     static CONTEXT: Context = Context::new();
 }
 
+/// Runs `f` with the handle of the runtime this thread is in, borrowed
+/// (`None` outside one). For per-task paths (`spawn`): a clone of the
+/// handle is a write to the runtime's reference count, a cache line that
+/// every worker dropping a finished task also writes. As in tokio's
+/// `with_current`, `f` must not enter or leave a runtime on this thread.
+pub(crate) fn with_current<R>(f: impl FnOnce(&Handle) -> R) -> Option<R> {
+    CONTEXT
+        .try_with(|cx| cx.handle.borrow().as_ref().map(f))
+        .ok()
+        .flatten()
+}
+
 /// The handle of the runtime this thread is in, if any.
 pub(crate) fn try_current() -> Option<Handle> {
     CONTEXT

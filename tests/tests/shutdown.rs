@@ -4,7 +4,7 @@
 //! cancellation instead of hanging, spawns after shutdown are cancelled,
 //! and `shutdown_timeout` gives up on a stuck worker in time.
 
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -198,4 +198,45 @@ fn drop_after_block_on_and_blocking_work() {
             );
         }
     });
+}
+
+/// A task spawned on a runtime that is shutting down is dropped at once;
+/// its future's destructor may enter a runtime itself. `spawn` borrows the
+/// thread's runtime context while it spawns, so the refused task must be
+/// dropped after that borrow ends, or the destructor's `enter` would find
+/// the context borrowed and panic.
+#[test]
+fn a_task_refused_at_shutdown_may_enter_a_runtime_in_its_destructor() {
+    struct EntersOnDrop(safepoint::Handle, Arc<AtomicUsize>);
+    impl Drop for EntersOnDrop {
+        fn drop(&mut self) {
+            let _entered = self.0.enter();
+            self.1.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    /// Dropped at shutdown: spawns (refused) a task holding `EntersOnDrop`.
+    struct SpawnsOnDrop(safepoint::Handle, Arc<AtomicUsize>);
+    impl Drop for SpawnsOnDrop {
+        fn drop(&mut self) {
+            let _entered = self.0.enter();
+            let keep = EntersOnDrop(self.0.clone(), self.1.clone());
+            let refused = safepoint::spawn(async move {
+                let _keep = keep;
+                std::future::pending::<()>().await
+            });
+            drop(refused);
+        }
+    }
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let rt = safepoint::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let spawner = SpawnsOnDrop(rt.handle().clone(), dropped.clone());
+    rt.spawn(async move {
+        let _spawner = spawner;
+        std::future::pending::<()>().await
+    });
+    drop(rt);
+    assert_eq!(dropped.load(Ordering::SeqCst), 1, "the refused task was not dropped");
 }

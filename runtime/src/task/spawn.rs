@@ -27,6 +27,25 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    let (join, refused) = spawn_on_keeping_refused(handle, future, name, location);
+    drop(refused);
+    join
+}
+
+/// [`spawn_on`], except that a task refused because the runtime is shutting
+/// down is handed back instead of dropped, for the caller to drop once it
+/// no longer borrows the thread's runtime context (the future's destructor
+/// may enter a runtime, which needs that context unborrowed).
+fn spawn_on_keeping_refused<F>(
+    handle: &Handle,
+    future: F,
+    name: Option<StdArc<str>>,
+    location: &'static Location<'static>,
+) -> (JoinHandle<F::Output>, Option<Task>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     let shared = &handle.shared;
     let id = shared.next_id();
     let meta = TaskMeta::new(id, name, location);
@@ -39,15 +58,32 @@ where
     };
     if shared.is_shutdown() {
         // Like tokio: a task spawned on a runtime that is shutting down is
-        // dropped at once and its handle reports cancellation.
-        drop(runnable);
-        return JoinHandle::new(task);
+        // dropped at once (by the caller) and its handle reports
+        // cancellation.
+        return (JoinHandle::new(task), Some(runnable));
     }
     shared
         .registry
         .insert(runnable.metadata().info(), runnable.waker());
     crate::flavor::schedule_spawned(shared, runnable);
-    JoinHandle::new(task)
+    (JoinHandle::new(task), None)
+}
+
+/// Spawns on the thread's current runtime, borrowing its handle rather than
+/// cloning it (see `context::with_current`); `None` outside a runtime.
+#[track_caller]
+fn spawn_current<F>(future: F, name: Option<StdArc<str>>) -> Option<JoinHandle<F::Output>>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let location = Location::caller();
+    let mut future = Some(future);
+    let (join, refused) = crate::context::with_current(|handle| {
+        spawn_on_keeping_refused(handle, future.take().expect("spawned once"), name, location)
+    })?;
+    drop(refused);
+    Some(join)
 }
 
 /// The multi-thread flavour's first scheduling of a new task: on this
@@ -140,9 +176,10 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let location = Location::caller();
-    let handle = current_or_panic("safepoint::spawn", "Runtime::spawn");
-    spawn_on(&handle, future, None, location)
+    match spawn_current(future, None) {
+        Some(join) => join,
+        None => outside_runtime("safepoint::spawn", "Runtime::spawn"),
+    }
 }
 
 /// Runs a blocking closure on the blocking pool and returns a handle to its
@@ -180,13 +217,19 @@ where
 fn current_or_panic(what: &str, instead: &str) -> Handle {
     match crate::context::try_current() {
         Some(handle) => handle,
-        None => panic!(
-            "{what} called outside a safepoint runtime: there is no runtime on this thread; \
-             use `{instead}` (or `Handle::{}`) from outside, or call it inside \
-             `Runtime::block_on` or a spawned task",
-            instead.rsplit("::").next().unwrap_or(instead)
-        ),
+        None => outside_runtime(what, instead),
     }
+}
+
+/// The panic of `what`, called outside a runtime, naming what to use.
+#[track_caller]
+fn outside_runtime(what: &str, instead: &str) -> ! {
+    panic!(
+        "{what} called outside a safepoint runtime: there is no runtime on this thread; \
+         use `{instead}` (or `Handle::{}`) from outside, or call it inside \
+         `Runtime::block_on` or a spawned task",
+        instead.rsplit("::").next().unwrap_or(instead)
+    )
 }
 
 /// Spawns tasks with a name, which stop reports and panics show.
@@ -254,13 +297,11 @@ impl Builder {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let location = Location::caller();
-        let handle = crate::context::try_current().ok_or_else(|| {
+        spawn_current(future, self.name).ok_or_else(|| {
             std::io::Error::other(
                 "task::Builder::spawn called outside a safepoint runtime; use spawn_on(fut, &handle)",
             )
-        })?;
-        Ok(spawn_on(&handle, future, self.name, location))
+        })
     }
 
     /// Spawns the task on the runtime of `handle`.
