@@ -238,5 +238,9 @@ fn a_task_refused_at_shutdown_may_enter_a_runtime_in_its_destructor() {
         std::future::pending::<()>().await
     });
     drop(rt);
-    assert_eq!(dropped.load(Ordering::SeqCst), 1, "the refused task was not dropped");
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        1,
+        "the refused task was not dropped"
+    );
 }
