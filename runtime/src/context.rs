@@ -66,10 +66,7 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Handle) -> R) -> Option<R> {
 
 /// The handle of the runtime this thread is in, if any.
 pub(crate) fn try_current() -> Option<Handle> {
-    CONTEXT
-        .try_with(|cx| cx.handle.borrow().clone())
-        .ok()
-        .flatten()
+    with_current(Handle::clone)
 }
 
 /// Where a task woken or spawned on this thread for runtime `shared` goes.
