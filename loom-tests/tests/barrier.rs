@@ -624,3 +624,40 @@ fn a_task_released_from_its_gate_passes_it_before_the_next_stop() {
         drop(world);
     });
 }
+
+/// Bumps its counter when dropped: tells when a task's future is dropped.
+struct DropToken(Arc<AtomicUsize>);
+
+impl Drop for DropToken {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+/// A task enters the live-task registry when a poll first returns
+/// `Pending`, inside that poll. A wake from another thread racing that
+/// first poll (before, during or after it) must not lose the task or count
+/// it twice: once every task has blocked, exactly one is live, and
+/// shutdown drops it exactly once.
+#[test]
+fn a_first_block_racing_a_wake_is_registered_once_and_dropped_at_shutdown() {
+    loom::model(|| {
+        let rt = runtime(1);
+        let event = Event::default();
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let token = DropToken(dropped.clone());
+        let e = event.clone();
+        rt.spawn(async move {
+            let _t = token;
+            e.wait().await;
+            std::future::pending::<()>().await;
+        });
+        let setter = loom::thread::spawn(move || event.set());
+        setter.join().unwrap();
+        rt.run_until_blocked();
+        assert_eq!(rt.metrics().live_tasks, 1);
+        assert_eq!(dropped.load(SeqCst), 0);
+        drop(rt);
+        assert_eq!(dropped.load(SeqCst), 1);
+    });
+}

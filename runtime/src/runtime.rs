@@ -296,7 +296,8 @@ impl Runtime {
     }
 }
 
-/// Wakes every live task and drops the runnables: async-task drops a
+/// Wakes every registered task and drops the runnables (a task not
+/// registered is queued, and dropped with its queue): async-task drops a
 /// future whose runnable is dropped. Repeats while destructors wake more.
 fn drop_all_tasks(shared: &Shared) {
     loop {
@@ -313,7 +314,7 @@ fn drop_all_tasks(shared: &Shared) {
         if wakers.is_empty() {
             break;
         }
-        let before = shared.registry.len();
+        let before = shared.registry.registered_len();
         for w in wakers {
             w.wake();
         }
@@ -329,7 +330,7 @@ fn drop_all_tasks(shared: &Shared) {
             drop(task);
             dropped_any = true;
         }
-        if !dropped_any && shared.registry.len() >= before {
+        if !dropped_any && shared.registry.registered_len() >= before {
             // Tasks whose runnable is held elsewhere (a worker left behind
             // by shutdown_timeout): nothing more can be done here.
             break;

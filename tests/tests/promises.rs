@@ -124,6 +124,44 @@ fn a_timed_out_stop_names_a_poll_that_began_before_the_request() {
     });
 }
 
+/// Point 6, for an unnamed task in its first poll: such a task is not in
+/// the live-task registry yet (it enters it when it first blocks), and the
+/// report must still give its spawn location.
+#[test]
+fn a_timed_out_stop_locates_an_unnamed_task_in_its_first_poll() {
+    watchdog(LIMIT, || {
+        let rt = rt(2);
+        let (polling, release) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (p, r) = (polling.clone(), release.clone());
+        let line = line!() + 1;
+        let spinner = rt.spawn(async move {
+            p.store(true, SeqCst);
+            while !r.load(SeqCst) {
+                std::hint::spin_loop();
+            }
+        });
+        assert!(wait_until(LIMIT, || polling.load(SeqCst)));
+        let err = rt
+            .handle()
+            .stop_the_world_blocking_timeout(Duration::from_millis(300))
+            .unwrap_err();
+        release.store(true, SeqCst);
+        let laggard = err
+            .laggards()
+            .iter()
+            .find(|l| l.id == spinner.id())
+            .unwrap_or_else(|| panic!("the long first poll is not named: {err}"));
+        assert_eq!(laggard.name, None);
+        assert!(laggard.polling_since_before_request);
+        let spawned_at = format!("{}:{line}:", file!());
+        assert!(laggard.location.starts_with(&spawned_at), "{err}");
+        rt.block_on(spinner).unwrap();
+    });
+}
+
 /// Point 8: a task woken during a stop (its wake kept for the resume) is
 /// runnable: quiescence is not reported until it has run.
 #[test]

@@ -244,3 +244,87 @@ fn a_task_refused_at_shutdown_may_enter_a_runtime_in_its_destructor() {
         "the refused task was not dropped"
     );
 }
+
+/// A task enters the runtime's registry of live tasks only when it first
+/// blocks; until then it is counted apart. The live-task count (metrics and
+/// stop reports) must still include tasks queued for their first poll and
+/// tasks in it, and shutdown must drop tasks of every kind: never polled,
+/// blocked after one poll, and blocked after many.
+#[test]
+fn live_tasks_counts_tasks_before_their_first_block_and_shutdown_drops_every_kind() {
+    watchdog(LIMIT, || {
+        let rt = Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let drops = DropCounter::new();
+        let pending_forever = |t: safepoint_tests::DropToken| async move {
+            let _t = t;
+            std::future::pending::<()>().await;
+        };
+        // Blocked after their first poll.
+        for _ in 0..40 {
+            rt.spawn(pending_forever(drops.token()));
+        }
+        // Blocked after a few polls.
+        for _ in 0..10 {
+            let t = drops.token();
+            rt.spawn(async move {
+                for _ in 0..3 {
+                    safepoint::task::yield_now().await;
+                }
+                pending_forever(t).await;
+            });
+        }
+        rt.run_until_blocked();
+        assert_eq!(rt.metrics().live_tasks, 50);
+        // Queued and never polled: spawned while the world is stopped, so
+        // held in the queue until the resume.
+        let world = rt.handle().stop_the_world_blocking();
+        assert_eq!(world.report().tasks, 50, "{:?}", world.report());
+        for _ in 0..30 {
+            rt.spawn(pending_forever(drops.token()));
+        }
+        assert_eq!(rt.metrics().live_tasks, 80, "queued tasks are live");
+        drop(world);
+        rt.run_until_blocked();
+        assert_eq!(rt.metrics().live_tasks, 80);
+        // In its first poll: counted while it runs, and it must not be
+        // counted twice once it blocks.
+        let (polling, release) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (p, r, t) = (polling.clone(), release.clone(), drops.token());
+        rt.spawn(async move {
+            p.store(true, SeqCst);
+            while !r.load(SeqCst) {
+                std::hint::spin_loop();
+            }
+            pending_forever(t).await;
+        });
+        assert!(wait_until(LIMIT, || polling.load(SeqCst)));
+        assert_eq!(rt.metrics().live_tasks, 81, "a task in its first poll");
+        release.store(true, SeqCst);
+        rt.run_until_blocked();
+        assert_eq!(rt.metrics().live_tasks, 81);
+        // Finished tasks leave the count, whether they finished in their
+        // first poll or after blocking.
+        let quick: Vec<_> = (0..20).map(|i| rt.spawn(async move { i })).collect();
+        let slow: Vec<_> = (0..20)
+            .map(|i| {
+                rt.spawn(async move {
+                    safepoint::time::sleep(Duration::from_millis(1)).await;
+                    i
+                })
+            })
+            .collect();
+        for h in quick.into_iter().chain(slow) {
+            rt.block_on(h).unwrap();
+        }
+        assert_eq!(rt.metrics().live_tasks, 81);
+        assert_eq!(drops.dropped(), 0);
+        drop(rt);
+        assert_eq!(drops.dropped(), 81, "shutdown drops every task");
+    });
+}

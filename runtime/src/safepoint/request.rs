@@ -249,23 +249,20 @@ fn laggards(shared: &Shared, facts: &PendingFacts) -> Vec<Laggard> {
     // A worker whose poll count has not moved since the request and that
     // is polling: one poll, begun before the request, still running.
     for (i, remote) in shared.remotes.iter().enumerate() {
-        let current = remote
-            .stats
-            .current
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let Some((id, location)) = remote.stats.current_poll() else {
+            continue;
+        };
         let unmoved = facts.polls_at_request.get(i) == Some(&remote.stats.polls.get());
-        if current == 0 || !unmoved {
+        if !unmoved {
             continue;
         }
-        let id = Id::from_u64(current);
-        in_one_poll.push(match shared.registry.info(id) {
-            Some(info) => (
-                id,
-                info.name.as_deref().map(str::to_owned),
-                info.location.to_string(),
-            ),
-            None => (id, None, String::from("<unknown>")),
-        });
+        // The name is in the registry for a named task (registered at
+        // spawn); an unnamed one in its first poll is not there yet.
+        let name = shared
+            .registry
+            .info(id)
+            .and_then(|info| info.name.as_deref().map(str::to_owned));
+        in_one_poll.push((id, name, location.to_string()));
     }
     // `block_on` polls begun during the request are in the log above; one
     // polling now and not logged began before the request.

@@ -15,7 +15,8 @@
 //! - anything else (reactor, timers, other threads, `block_on`): the
 //!   injector, waking a sleeper if nobody is searching.
 
-use std::sync::atomic::AtomicU64 as StdAtomicU64;
+use std::panic::Location;
+use std::sync::atomic::{AtomicPtr, AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 
 use async_task::{Runnable, ScheduleInfo};
 use crossbeam_utils::CachePadded;
@@ -71,6 +72,45 @@ pub(crate) struct WorkerStats {
     /// poll that began before the request (protocol point 6). Report-only:
     /// a plain std atomic, Relaxed.
     pub(crate) current: StdAtomicU64,
+    /// The spawn location of the task being polled, stored before
+    /// `current`: a task in its first poll is not in the registry yet (see
+    /// `task::registry`), and a report naming it takes its location from
+    /// here. Report-only, Relaxed. Null or from a `&'static Location`.
+    pub(crate) current_location: AtomicPtr<Location<'static>>,
+}
+
+impl WorkerStats {
+    /// Publishes the poll of task `id`, spawned at `location`.
+    pub(crate) fn begin_poll(&self, id: Id, location: &'static Location<'static>) {
+        self.current_location.store(
+            std::ptr::from_ref(location).cast_mut(),
+            StdOrdering::Relaxed,
+        );
+        self.current.store(id.as_u64(), StdOrdering::Relaxed);
+    }
+
+    /// Publishes that no poll is running.
+    pub(crate) fn end_poll(&self) {
+        self.current.store(0, StdOrdering::Relaxed);
+    }
+
+    /// The poll running now, if any: its task's id and spawn location. The
+    /// two loads are not one snapshot: racing with the end of a poll and
+    /// the start of the next, the location may be the next task's (report
+    /// only; callers check the worker's poll count around it).
+    pub(crate) fn current_poll(&self) -> Option<(Id, &'static Location<'static>)> {
+        let id = self.current.load(StdOrdering::Relaxed);
+        let location = self.current_location.load(StdOrdering::Relaxed);
+        if id == 0 {
+            return None;
+        }
+        // SAFETY: `current_location` only ever holds null (its default) or
+        // a pointer made from a `&'static Location<'static>` (`begin_poll`),
+        // whatever store this load sees: `as_ref` gets null or a valid,
+        // immortal location.
+        let location = unsafe { location.as_ref() }?;
+        Some((Id::from_u64(id), location))
+    }
 }
 
 pub(crate) struct Shared {

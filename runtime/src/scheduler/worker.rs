@@ -342,13 +342,11 @@ impl Worker {
         let shared = &*self.local.shared;
         let remote = &shared.remotes[self.local.index];
         remote.stats.polls.add_owned(1);
-        let id = task.metadata().id;
-        // Published on every poll (a store to this worker's own line), so a
+        let meta = task.metadata();
+        let id = meta.id;
+        // Published on every poll (stores to this worker's own line), so a
         // timed-out stop can name a poll that began before the request.
-        remote
-            .stats
-            .current
-            .store(id.as_u64(), std::sync::atomic::Ordering::Relaxed);
+        remote.stats.begin_poll(id, meta.location);
         // One load per poll, phase and generation together (protocol point
         // 13): the laggard log runs only during a stop.
         let snapshot = shared.census.flags().snapshot_relaxed();
@@ -364,10 +362,7 @@ impl Worker {
         let still_runnable = task.run();
         self.local.polling.set(false);
         context::set_current_task(prev);
-        remote
-            .stats
-            .current
-            .store(0, std::sync::atomic::Ordering::Relaxed);
+        remote.stats.end_poll();
         if logged {
             remote.laggards.lock().end(id, still_runnable);
         } else if !still_runnable {

@@ -12,8 +12,10 @@
 //!   abort-on-panic guard, so a destructor that panics there would take the
 //!   whole process down; here it fails the `JoinHandle` (or, with nobody
 //!   to tell, is reported by the panic hook only);
-//! - it holds the task's registry entry, removing it when the future is
-//!   done, so the registry only ever names live tasks.
+//! - it holds the task's registration: it enters the task in the registry
+//!   the first time a poll returns `Pending` (see `task::registry`) and
+//!   removes it when the future is done, so the registry names every
+//!   blocked task and only live ones.
 //!
 //! All of it fits in the one allocation async-task makes for the cell. The
 //! wrapper borrows the cell's own metadata (async-task keeps the metadata
@@ -23,7 +25,7 @@
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use super::id::{Id, TaskMeta};
 use super::join::JoinError;
@@ -62,15 +64,47 @@ pin_project_lite::pin_project! {
     }
 }
 
-/// A registry entry, removed when dropped.
+/// A task's place in the registry: counted as not registered until
+/// `register` enters it (or from the start, for a task the spawner
+/// registers itself); removed, or uncounted, when dropped.
 pub(crate) struct Registration {
     shared: Arc<Shared>,
     id: Id,
+    registered: bool,
 }
 
 impl Registration {
+    /// A task that registers at its first `Pending`.
     pub(crate) fn new(shared: Arc<Shared>, id: Id) -> Registration {
-        Registration { shared, id }
+        shared.registry.count_unregistered();
+        Registration {
+            shared,
+            id,
+            registered: false,
+        }
+    }
+
+    /// A task its spawner enters in the registry right after creating it
+    /// (a named task, so reports name it from its first poll).
+    pub(crate) fn new_registered_by_spawner(shared: Arc<Shared>, id: Id) -> Registration {
+        Registration {
+            shared,
+            id,
+            registered: true,
+        }
+    }
+
+    /// Enters the task in the registry if it is not there yet. Called
+    /// inside the task's poll, before it returns `Pending`: no wake can run
+    /// the task elsewhere (and finish it, removing an entry not yet made)
+    /// before the entry exists.
+    fn register(&mut self, meta: &TaskMeta, waker: &Waker) {
+        if !self.registered {
+            self.registered = true;
+            let registry = &self.shared.registry;
+            registry.insert(meta.info(), waker.clone());
+            registry.uncount_unregistered();
+        }
     }
 
     /// The deterministic runtime's seed, to name in a panic report.
@@ -81,7 +115,13 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.shared.registry.remove(self.id);
+        if self.registered {
+            // A spawner-registered task refused at shutdown has no entry:
+            // removing an absent id is a no-op.
+            self.shared.registry.remove(self.id);
+        } else {
+            self.shared.registry.uncount_unregistered();
+        }
     }
 }
 
@@ -152,7 +192,12 @@ impl<F: Future> Future for TaskFuture<'_, F> {
             poll
         }));
         let out = match polled {
-            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Pending) => {
+                if let (Some(registration), Some(meta)) = (this.registration.as_mut(), *this.meta) {
+                    registration.register(meta, cx.waker());
+                }
+                return Poll::Pending;
+            }
             Ok(Poll::Ready(value)) => {
                 match catch_unwind(AssertUnwindSafe(|| this.future.set(None))) {
                     Ok(()) => Ok(value),

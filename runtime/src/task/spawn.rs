@@ -2,8 +2,9 @@
 //!
 //! Every task is one async-task cell whose header holds its id, name and
 //! spawn location (`#[track_caller]`), so reports can name any task without
-//! a side table. Async tasks are entered in the registry before they are
-//! first scheduled, so shutdown can always find them.
+//! a side table. Async tasks enter the registry when they first block (named
+//! ones at spawn, see `task::registry`); until then they are always queued
+//! or being polled, where shutdown finds them.
 
 use std::future::Future;
 use std::panic::Location;
@@ -48,8 +49,16 @@ where
 {
     let shared = &handle.shared;
     let id = shared.next_id();
+    // A named task is registered here rather than at its first `Pending`
+    // (see `task::registry`), so that a report about its first poll, read
+    // from the registry, has its name.
+    let register_now = name.is_some();
     let meta = TaskMeta::new(id, name, location);
-    let registration = Registration::new(shared.clone(), id);
+    let registration = if register_now {
+        Registration::new_registered_by_spawner(shared.clone(), id)
+    } else {
+        Registration::new(shared.clone(), id)
+    };
     // SAFETY: the future borrows nothing but the cell's own metadata.
     let (runnable, task) = unsafe {
         crate::flavor::spawn_cell(shared, meta, move |meta| {
@@ -62,9 +71,11 @@ where
         // cancellation.
         return (JoinHandle::new(task), Some(runnable));
     }
-    shared
-        .registry
-        .insert(runnable.metadata().info(), runnable.waker());
+    if register_now {
+        shared
+            .registry
+            .insert(runnable.metadata().info(), runnable.waker());
+    }
     crate::flavor::schedule_spawned(shared, runnable);
     (JoinHandle::new(task), None)
 }
