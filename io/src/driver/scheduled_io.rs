@@ -6,8 +6,8 @@
 //! at tick `t` and then hit `WouldBlock` clears it only if the tick is still `t`:
 //! if an event arrived in between, the clear is skipped and that event is not lost.
 //!
-//! Wakers are kept per direction. Each direction has one slot for `poll_*`
-//! callers (the owner of a stream, as in tokio) and a short list for the
+//! Wakers are kept per direction. Each direction has one inline slot for
+//! `poll_*` callers (the owner of a stream, as in tokio) and a short list for the
 //! `async fn`s of shared sockets (`&UdpSocket` used by several tasks), each entry
 //! removed again when its future is dropped, so that [`Handle::io_waiters`]
 //! counts only tasks that really wait.
@@ -75,19 +75,82 @@ pub(crate) const POLL_SLOT: WaiterId = 0;
 
 #[derive(Default)]
 struct Waiters {
+    /// The `poll_*` caller's waker (id `POLL_SLOT`) per direction, inline:
+    /// a stream's owner is nearly always the only waiter, and an event then
+    /// touches no memory beyond this struct (a list's entries sit in a heap
+    /// block of their own, one more cache miss per event on a busy server).
+    read_slot: Option<Waker>,
+    write_slot: Option<Waker>,
+    /// The other waiters (`async fn`s on shared sockets), by id.
     read: Vec<(WaiterId, Waker)>,
     write: Vec<(WaiterId, Waker)>,
 }
 
 impl Waiters {
-    fn list(&mut self, dir: Direction) -> &mut Vec<(WaiterId, Waker)> {
+    fn slot_and_list(
+        &mut self,
+        dir: Direction,
+    ) -> (&mut Option<Waker>, &mut Vec<(WaiterId, Waker)>) {
         match dir {
-            Direction::Read => &mut self.read,
-            Direction::Write => &mut self.write,
+            Direction::Read => (&mut self.read_slot, &mut self.read),
+            Direction::Write => (&mut self.write_slot, &mut self.write),
         }
     }
+
     fn is_empty(&self) -> bool {
-        self.read.is_empty() && self.write.is_empty()
+        self.read_slot.is_none()
+            && self.write_slot.is_none()
+            && self.read.is_empty()
+            && self.write.is_empty()
+    }
+
+    /// Stores `waker` for waiter `id`, replacing its earlier one.
+    fn store(&mut self, dir: Direction, id: WaiterId, waker: &Waker) {
+        let (slot, list) = self.slot_and_list(dir);
+        let old = if id == POLL_SLOT {
+            match slot {
+                Some(old) => old,
+                None => {
+                    *slot = Some(waker.clone());
+                    return;
+                }
+            }
+        } else {
+            match list.iter_mut().find(|(i, _)| *i == id) {
+                Some((_, old)) => old,
+                None => {
+                    list.push((id, waker.clone()));
+                    return;
+                }
+            }
+        };
+        if !old.will_wake(waker) {
+            old.clone_from(waker);
+        }
+    }
+
+    /// Moves every waker of `dir` into `out`.
+    fn take_into(&mut self, dir: Direction, out: &mut Vec<Waker>) {
+        let (slot, list) = self.slot_and_list(dir);
+        out.extend(slot.take());
+        // Checked first: an empty list's heap block (if any) is not touched.
+        if !list.is_empty() {
+            out.extend(list.drain(..).map(|(_, waker)| waker));
+        }
+    }
+
+    /// Forgets waiter `id`'s waker.
+    fn remove(&mut self, dir: Direction, id: WaiterId) {
+        let (slot, list) = self.slot_and_list(dir);
+        if id == POLL_SLOT {
+            *slot = None;
+        } else {
+            list.retain(|(i, _)| *i != id);
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = Waiters::default();
     }
 }
 
@@ -129,7 +192,7 @@ impl ScheduledIo {
         let was_waiting = !w.is_empty();
         for dir in [Direction::Read, Direction::Write] {
             if ready & dir.mask() != 0 {
-                wakers.extend(w.list(dir).drain(..).map(|(_, waker)| waker));
+                w.take_into(dir, wakers);
             }
         }
         if was_waiting && w.is_empty() {
@@ -152,8 +215,7 @@ impl ScheduledIo {
                 waiting.fetch_sub(1, Ordering::AcqRel);
             }
         }
-        w.read.clear();
-        w.write.clear();
+        w.clear();
     }
 
     /// The readiness in `dir` right now, if any (no waker stored).
@@ -184,15 +246,7 @@ impl ScheduledIo {
             return Poll::Ready(ev);
         }
         let was_waiting = !w.is_empty();
-        let list = w.list(dir);
-        match list.iter_mut().find(|(i, _)| *i == id) {
-            Some((_, waker)) => {
-                if !waker.will_wake(cx.waker()) {
-                    waker.clone_from(cx.waker());
-                }
-            }
-            None => list.push((id, cx.waker().clone())),
-        }
+        w.store(dir, id, cx.waker());
         if !was_waiting {
             if let Some(waiting) = waiting {
                 waiting.fetch_add(1, Ordering::AcqRel);
@@ -210,7 +264,7 @@ impl ScheduledIo {
     ) {
         let mut w = self.waiters.lock();
         let was_waiting = !w.is_empty();
-        w.list(dir).retain(|(i, _)| *i != id);
+        w.remove(dir, id);
         if was_waiting && w.is_empty() {
             if let Some(waiting) = waiting {
                 waiting.fetch_sub(1, Ordering::AcqRel);

@@ -45,13 +45,14 @@ use crate::net::uninit;
 pub struct TcpStream {
     /// `pub(crate)` for the owned halves' shared `AsyncWrite` (`net::halves`).
     pub(crate) io: PollEvented<mio::net::TcpStream>,
-    /// `TCP_INQ` is on: reads learn whether they emptied the queue.
-    inq: bool,
+    /// `TCP_INQ`: reads that fill the buffer learn whether they emptied
+    /// the queue.
+    inq: inq::Inq,
 }
 
 impl TcpStream {
     pub(crate) fn from_mio(io: PollEvented<mio::net::TcpStream>) -> io::Result<TcpStream> {
-        let inq = inq::enable(&*io);
+        let inq = inq::Inq::enable(&*io);
         Ok(TcpStream { io, inq })
     }
 
@@ -634,7 +635,7 @@ impl TcpStream {
         let len = buf.len();
         self.io
             .registration()
-            .poll_read_stream(cx, len, || inq::read(&*self.io, self.inq, buf))
+            .poll_read_stream(cx, len, || inq::read(&*self.io, &self.inq, buf))
     }
 
     pub(crate) fn poll_read_priv(
