@@ -14,17 +14,26 @@
 //!
 //! Here each connection has its own [`Signal`] (a state and an
 //! `AtomicWaker`), registered in the server's list once, when it is
-//! accepted, and taken out once, when its task ends. A poll reads its own
-//! state (one load) and registers its waker only when the waker changed or
-//! a signal consumed the registration, which for a spawned task is the
-//! first poll and after each signal. Shutdown walks the list, raises each
-//! state and wakes each task.
+//! accepted, and taken out once, when its task ends. A poll registers its
+//! waker only when the waker changed or a signal consumed the
+//! registration, which for a spawned task is the first poll and after each
+//! signal. Shutdown walks the list, raises each state and wakes each task.
+//!
+//! A poll whose waker is registered and that has seen no signal reads only
+//! the server-wide `raised` state, on a cache line of its own that nothing
+//! but shutdown writes, so it stays in every core's cache. Reading the
+//! connection's own state instead cost a cache miss on most requests (the
+//! signal is a small allocation of its own, and connection tasks move
+//! between workers): about 40 ns a request in the HTTP bench.
 //!
 //! Orderings: a signal raises the state (`fetch_max`, release) before it
 //! wakes, and a poll loads the state (acquire) before it registers and
 //! again after registering, so a signal raised between the two is either
 //! seen by the second load or finds the new waker to wake (the
-//! `AtomicWaker` contract). The list itself is behind a mutex: it changes
+//! `AtomicWaker` contract). Shutdown raises `raised` before any
+//! connection's state: a poll that reads `raised` unraised has its current
+//! waker registered, so a signal raised after that load wakes the task,
+//! and its next poll (which the wake orders after the raise) reads it. The list itself is behind a mutex: it changes
 //! once per connection, and the drained check reads it under the same lock.
 
 use std::future::{poll_fn, Future};
@@ -51,6 +60,9 @@ pub(crate) struct Tracker {
 }
 
 struct Shared {
+    /// The highest state shutdown has raised on this server (`SERVING`
+    /// until it starts): what a poll reads first (see the module docs).
+    raised: Raised,
     /// Every tracked connection's signal, keyed by its slot.
     open: Mutex<Slab<Arc<Signal>>>,
     /// The server's task, waiting for `open` to empty.
@@ -58,6 +70,12 @@ struct Shared {
     /// Connections ended by `CLOSING` rather than by their own end.
     closed: AtomicUsize,
 }
+
+/// The server-wide state, alone on its cache lines: the list's mutex and
+/// counters beside it change with every connection, and every poll of every
+/// connection reads this.
+#[repr(align(128))]
+struct Raised(AtomicU8);
 
 /// What shutdown tells one connection.
 struct Signal {
@@ -71,6 +89,7 @@ impl Tracker {
     pub(crate) fn new() -> Tracker {
         Tracker {
             shared: Arc::new(Shared {
+                raised: Raised(AtomicU8::new(SERVING)),
                 open: Mutex::new(Slab::new()),
                 drained: AtomicWaker::new(),
                 closed: AtomicUsize::new(0),
@@ -102,6 +121,14 @@ impl Tracker {
             let mut registered: Option<Waker> = None;
             let mut seen = SERVING;
             poll_fn(|cx| {
+                // Nothing raised on the server, nothing seen, and the task's
+                // waker is the one registered: nothing to do but serve.
+                let quiet = seen == SERVING
+                    && entry.shared.raised.0.load(Ordering::Acquire) == SERVING
+                    && registered.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+                if quiet {
+                    return conn.as_mut().poll(cx).map(|_| ());
+                }
                 let mut state = signal.state.load(Ordering::Acquire);
                 loop {
                     if state == CLOSING {
@@ -179,6 +206,8 @@ impl Tracker {
         // The signals are cloned out so that no task is woken under the
         // lock (a wake can run the task inline on some executors, and it
         // would take the lock again when it ends).
+        // Before any connection's state: see the module docs.
+        self.shared.raised.0.fetch_max(state, Ordering::Release);
         let signals: Vec<Arc<Signal>> = self.shared.lock().iter().map(|(_, s)| s.clone()).collect();
         for signal in signals {
             // Release: the task that loads the raised state (acquire) and
