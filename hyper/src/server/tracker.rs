@@ -33,8 +33,9 @@
 //! `AtomicWaker` contract). Shutdown raises `raised` before any
 //! connection's state: a poll that reads `raised` unraised has its current
 //! waker registered, so a signal raised after that load wakes the task,
-//! and its next poll (which the wake orders after the raise) reads it. The list itself is behind a mutex: it changes
-//! once per connection, and the drained check reads it under the same lock.
+//! and its next poll (which the wake orders after the raise) reads it. The
+//! list itself is behind a mutex: it changes once per connection, and the
+//! drained check reads it under the same lock.
 
 use std::future::{poll_fn, Future};
 use std::pin::pin;
@@ -203,11 +204,11 @@ impl Tracker {
     }
 
     fn raise_all(&self, state: u8) {
+        // Before any connection's state: see the module docs.
+        self.shared.raised.0.fetch_max(state, Ordering::Release);
         // The signals are cloned out so that no task is woken under the
         // lock (a wake can run the task inline on some executors, and it
         // would take the lock again when it ends).
-        // Before any connection's state: see the module docs.
-        self.shared.raised.0.fetch_max(state, Ordering::Release);
         let signals: Vec<Arc<Signal>> = self.shared.lock().iter().map(|(_, s)| s.clone()).collect();
         for signal in signals {
             // Release: the task that loads the raised state (acquire) and

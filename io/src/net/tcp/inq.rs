@@ -106,7 +106,6 @@ mod imp {
     }
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 mod imp {
     pub(crate) fn enable<S>(_socket: &S) -> bool {
