@@ -79,6 +79,11 @@ pub(crate) struct WorkerLocal {
 }
 
 impl WorkerLocal {
+    /// This worker's index in its runtime.
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
     pub(crate) fn belongs_to(&self, shared: &Shared) -> bool {
         std::ptr::eq(&*self.shared, shared)
     }

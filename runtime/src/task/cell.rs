@@ -76,7 +76,7 @@ pub(crate) struct Registration {
 impl Registration {
     /// A task that registers at its first `Pending`.
     pub(crate) fn new(shared: Arc<Shared>, id: Id) -> Registration {
-        shared.registry.count_unregistered();
+        shared.registry.count_unregistered(&shared);
         Registration {
             shared,
             id,
@@ -103,7 +103,7 @@ impl Registration {
             self.registered = true;
             let registry = &self.shared.registry;
             registry.insert(meta.info(), waker.clone());
-            registry.uncount_unregistered();
+            registry.uncount_unregistered(&self.shared);
         }
     }
 
@@ -120,7 +120,7 @@ impl Drop for Registration {
             // removing an absent id is a no-op.
             self.shared.registry.remove(self.id);
         } else {
-            self.shared.registry.uncount_unregistered();
+            self.shared.registry.uncount_unregistered(&self.shared);
         }
     }
 }
