@@ -328,3 +328,37 @@ fn live_tasks_counts_tasks_before_their_first_block_and_shutdown_drops_every_kin
         assert_eq!(drops.dropped(), 81, "shutdown drops every task");
     });
 }
+
+/// A task in its first poll when `shutdown_timeout` gives up on its
+/// worker is not in the registry of live tasks yet (it enters it when that
+/// poll returns `Pending`), so shutdown's walk of the registry misses it.
+/// It must still be dropped, by its worker, once the poll ends.
+#[test]
+fn a_first_poll_that_outlives_shutdown_timeout_is_dropped_when_it_ends() {
+    watchdog(LIMIT, || {
+        let rt = Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let (polling, release) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let drops = DropCounter::new();
+        let (p, r, t) = (polling.clone(), release.clone(), drops.token());
+        rt.spawn(async move {
+            let _t = t;
+            p.store(true, SeqCst);
+            wait_until(LIMIT, || r.load(SeqCst));
+            std::future::pending::<()>().await;
+        });
+        assert!(wait_until(LIMIT, || polling.load(SeqCst)));
+        rt.shutdown_timeout(Duration::from_millis(50));
+        assert_eq!(drops.dropped(), 0, "still in its first poll");
+        release.store(true, SeqCst);
+        assert!(
+            wait_until(LIMIT, || drops.dropped() == 1),
+            "the task was leaked after its first poll ended"
+        );
+    });
+}

@@ -98,12 +98,23 @@ impl Registration {
     /// inside the task's poll, before it returns `Pending`: no wake can run
     /// the task elsewhere (and finish it, removing an entry not yet made)
     /// before the entry exists.
+    ///
+    /// A first poll that outlives a `shutdown_timeout` registers after
+    /// shutdown walked the registry, and nobody would wake the task again:
+    /// if shutdown has begun, the task wakes itself, so that this worker
+    /// requeues it (a wake from inside its own poll) and drops it with its
+    /// queues when it exits. The check comes after the insert, under whose
+    /// shard lock it is ordered: a walk that missed the entry took that
+    /// lock first, after the shutdown flag was set.
     fn register(&mut self, meta: &TaskMeta, waker: &Waker) {
         if !self.registered {
             self.registered = true;
             let registry = &self.shared.registry;
             registry.insert(meta.info(), waker.clone());
             registry.uncount_unregistered(&self.shared);
+            if self.shared.is_shutdown() {
+                waker.wake_by_ref();
+            }
         }
     }
 

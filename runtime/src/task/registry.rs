@@ -157,13 +157,20 @@ impl Registry {
 
     /// The number of live tasks: registered ones, summed over the shards,
     /// and the ones not registered yet. Exact when no task changes state
-    /// meanwhile (a stopped world); a task registering during the sum may
-    /// be counted twice.
+    /// meanwhile (a stopped world, where the census lock orders every
+    /// worker's writes before the read, and outside threads only add, to
+    /// the slot read last). While tasks run it may be high or low by the
+    /// tasks that changed state during the sum: a task registering is
+    /// counted twice, and a task spawned on one thread and finished on
+    /// another after the first slot was read but before the second may
+    /// leave the slots' sum below zero, which counts as zero.
     pub(crate) fn len(&self) -> usize {
         let unregistered = self.unregistered.iter().fold(0usize, |sum, slot| {
             sum.wrapping_add(slot.load(Ordering::Relaxed))
         });
-        self.registered_len().wrapping_add(unregistered)
+        // The wrapping sum, read as signed: a transient negative is zero.
+        let unregistered = usize::try_from(unregistered as isize).unwrap_or(0);
+        self.registered_len() + unregistered
     }
 
     /// The number of registered (blocked) tasks.

@@ -132,7 +132,7 @@ impl Inq {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, any(target_os = "linux", target_os = "android")))]
     fn enabled(&self) -> bool {
         self.enabled
     }
