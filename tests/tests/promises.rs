@@ -77,6 +77,34 @@ fn an_aborted_task_that_panics_in_drop_reports_the_panic() {
     });
 }
 
+/// Spawns, with `spawn`, a task whose first poll spins until released;
+/// while it spins, a stop on `rt` times out (300 ms). Returns the stop's
+/// error and the task's handle, the poll released.
+fn time_out_a_stop_over_one_long_poll(
+    rt: &safepoint::Runtime,
+    spawn: impl FnOnce(Pin<Box<dyn Future<Output = ()> + Send>>) -> safepoint::task::JoinHandle<()>,
+) -> (safepoint::StopTimedOut, safepoint::task::JoinHandle<()>) {
+    let (polling, release) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (p, r) = (polling.clone(), release.clone());
+    let spinner = spawn(Box::pin(async move {
+        p.store(true, SeqCst);
+        // One poll that never yields, until released.
+        while !r.load(SeqCst) {
+            std::hint::spin_loop();
+        }
+    }));
+    assert!(wait_until(LIMIT, || polling.load(SeqCst)));
+    let err = rt
+        .handle()
+        .stop_the_world_blocking_timeout(Duration::from_millis(300))
+        .unwrap_err();
+    release.store(true, SeqCst);
+    (err, spinner)
+}
+
 /// Point 6: a task in one long poll that began before the request is named
 /// in the timeout report, with how long it has been polling (before: "0
 /// task(s) kept running").
@@ -84,30 +112,12 @@ fn an_aborted_task_that_panics_in_drop_reports_the_panic() {
 fn a_timed_out_stop_names_a_poll_that_began_before_the_request() {
     watchdog(LIMIT, || {
         let rt = rt(2);
-        let (polling, release) = (
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicBool::new(false)),
-        );
-        let (p, r) = (polling.clone(), release.clone());
-        let spinner = safepoint::task::Builder::new()
-            .name("one-long-poll")
-            .spawn_on(
-                async move {
-                    p.store(true, SeqCst);
-                    // One poll that never yields, until released.
-                    while !r.load(SeqCst) {
-                        std::hint::spin_loop();
-                    }
-                },
-                rt.handle(),
-            )
-            .unwrap();
-        assert!(wait_until(LIMIT, || polling.load(SeqCst)));
-        let err = rt
-            .handle()
-            .stop_the_world_blocking_timeout(Duration::from_millis(300))
-            .unwrap_err();
-        release.store(true, SeqCst);
+        let (err, spinner) = time_out_a_stop_over_one_long_poll(&rt, |poll| {
+            safepoint::task::Builder::new()
+                .name("one-long-poll")
+                .spawn_on(poll, rt.handle())
+                .unwrap()
+        });
         let laggard = err
             .laggards()
             .iter()
@@ -131,24 +141,8 @@ fn a_timed_out_stop_names_a_poll_that_began_before_the_request() {
 fn a_timed_out_stop_locates_an_unnamed_task_in_its_first_poll() {
     watchdog(LIMIT, || {
         let rt = rt(2);
-        let (polling, release) = (
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicBool::new(false)),
-        );
-        let (p, r) = (polling.clone(), release.clone());
         let line = line!() + 1;
-        let spinner = rt.spawn(async move {
-            p.store(true, SeqCst);
-            while !r.load(SeqCst) {
-                std::hint::spin_loop();
-            }
-        });
-        assert!(wait_until(LIMIT, || polling.load(SeqCst)));
-        let err = rt
-            .handle()
-            .stop_the_world_blocking_timeout(Duration::from_millis(300))
-            .unwrap_err();
-        release.store(true, SeqCst);
+        let (err, spinner) = time_out_a_stop_over_one_long_poll(&rt, |poll| rt.spawn(poll));
         let laggard = err
             .laggards()
             .iter()

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use safepoint::Builder;
-use safepoint_tests::{wait_until, watchdog, DropCounter};
+use safepoint_tests::{rt, wait_until, watchdog, DropCounter};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -253,10 +253,7 @@ fn a_task_refused_at_shutdown_may_enter_a_runtime_in_its_destructor() {
 #[test]
 fn live_tasks_counts_tasks_before_their_first_block_and_shutdown_drops_every_kind() {
     watchdog(LIMIT, || {
-        let rt = Builder::new_multi_thread()
-            .worker_threads(2)
-            .build()
-            .unwrap();
+        let rt = rt(2);
         let drops = DropCounter::new();
         let pending_forever = |t: safepoint_tests::DropToken| async move {
             let _t = t;
@@ -336,10 +333,7 @@ fn live_tasks_counts_tasks_before_their_first_block_and_shutdown_drops_every_kin
 #[test]
 fn a_first_poll_that_outlives_shutdown_timeout_is_dropped_when_it_ends() {
     watchdog(LIMIT, || {
-        let rt = Builder::new_multi_thread()
-            .worker_threads(2)
-            .build()
-            .unwrap();
+        let rt = rt(2);
         let (polling, release) = (
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicBool::new(false)),
