@@ -250,7 +250,7 @@ impl Shared {
             self.rescue_requester(id);
         }
         if self.census.notify_should_wakeup() {
-            self.deliver(self.census.wake_sleepers(1));
+            self.deliver(self.census.wake_sleeper_for_work());
         }
     }
 
@@ -298,7 +298,7 @@ impl Shared {
     pub(crate) fn notify_parked(&self) {
         fence(Ordering::SeqCst);
         if self.census.notify_should_wakeup() {
-            self.deliver(self.census.wake_sleepers(1));
+            self.deliver(self.census.wake_sleeper_for_work());
         }
     }
 

@@ -25,7 +25,7 @@
 //! one `WouldBlock` read when they start, then none.
 //!
 //! Where the option is unavailable (another OS, an old kernel, a socket that
-//! refuses it) reads fall back to plain `read` and readiness is cleared the
+//! refuses it) reads fall back to plain `recv` and readiness is cleared the
 //! usual way.
 
 use std::io;
@@ -156,7 +156,7 @@ pub(crate) fn read<S: std::os::fd::AsRawFd>(
         }
         return Ok((n, left == Some(0)));
     }
-    let n = crate::net::uninit::read(stream.as_raw_fd(), buf)?;
+    let n = crate::net::uninit::recv(stream.as_raw_fd(), buf)?;
     if inq.enabled && n > 0 && n == buf.len() {
         inq.ask.store(true, Ordering::Relaxed);
     }

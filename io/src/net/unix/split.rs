@@ -305,7 +305,7 @@ impl AsyncRead for OwnedReadHalf {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        // SAFETY: `poll_read_uninit` only lets `read(2)` write received
+        // SAFETY: `poll_read_uninit` only lets `recv(2)` write received
         // (initialised) bytes into the buffer.
         self.inner
             .poll_read_uninit(cx, unsafe { uninit::as_uninit_mut(buf) })

@@ -439,7 +439,7 @@ impl UnixStream {
         let io = &self.io;
         let len = buf.len();
         io.registration()
-            .poll_read_stream(cx, len, || Ok((uninit::read(io.as_raw_fd(), buf)?, false)))
+            .poll_read_stream(cx, len, || Ok((uninit::recv(io.as_raw_fd(), buf)?, false)))
     }
 }
 
@@ -451,7 +451,7 @@ impl AsyncRead for UnixStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        // SAFETY: `poll_read_uninit` only lets `read(2)` write received
+        // SAFETY: `poll_read_uninit` only lets `recv(2)` write received
         // (initialised) bytes into the buffer.
         self.poll_read_uninit(cx, unsafe { uninit::as_uninit_mut(buf) })
     }
