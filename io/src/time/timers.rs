@@ -52,16 +52,24 @@ impl Timers {
         }
     }
 
-    /// Deadline to tick, rounding up.
+    /// Deadline to tick, rounding up. In `u64` from the seconds and the
+    /// nanoseconds apart: `as_nanos()` is a `u128`, and its division was a
+    /// call to `__udivti3` on every timer registered (hyper arms one per
+    /// request). Whole seconds are whole ticks, so rounding the nanoseconds
+    /// up alone rounds the sum up.
     fn deadline_tick(&self, t: StdInstant) -> u64 {
         let d = t.saturating_duration_since(self.base);
-        let ms = d.as_nanos().div_ceil(1_000_000);
-        u64::try_from(ms).unwrap_or(u64::MAX)
+        d.as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(d.subsec_nanos().div_ceil(1_000_000)))
     }
 
-    /// Current time to tick, rounding down.
+    /// Current time to tick, rounding down (in `u64`, as above).
     fn now_tick(&self, now: StdInstant) -> u64 {
-        u64::try_from(now.saturating_duration_since(self.base).as_millis()).unwrap_or(u64::MAX)
+        let d = now.saturating_duration_since(self.base);
+        d.as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(d.subsec_millis()))
     }
 
     fn tick_instant(&self, tick: u64) -> StdInstant {
@@ -133,6 +141,46 @@ impl Timers {
             if done {
                 return woken;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::Timers;
+
+    #[test]
+    fn ticks_round_deadlines_up_and_now_down() {
+        let base = Instant::now();
+        let timers = Timers::new(base);
+        let cases = [
+            (Duration::ZERO, 0, 0),
+            (Duration::from_nanos(1), 1, 0),
+            (Duration::from_millis(1), 1, 1),
+            (Duration::from_nanos(1_000_001), 2, 1),
+            (Duration::from_nanos(999_999_999), 1000, 999),
+            (Duration::from_secs(1), 1000, 1000),
+            (Duration::new(1, 999_999_999), 2000, 1999),
+            (
+                Duration::new(86_400 * 365, 500_000),
+                86_400 * 365 * 1000 + 1,
+                86_400 * 365 * 1000,
+            ),
+        ];
+        for (d, up, down) in cases {
+            let t = base + d;
+            assert_eq!(timers.deadline_tick(t), up, "deadline {d:?}");
+            assert_eq!(timers.now_tick(t), down, "now {d:?}");
+            // The same as the u128 arithmetic it replaces.
+            assert_eq!(u128::from(up), d.as_nanos().div_ceil(1_000_000));
+            assert_eq!(u128::from(down), d.as_millis());
+        }
+        // Before the base: tick 0, never an underflow.
+        if let Some(early) = base.checked_sub(Duration::from_millis(5)) {
+            assert_eq!(timers.deadline_tick(early), 0);
+            assert_eq!(timers.now_tick(early), 0);
         }
     }
 }
