@@ -413,10 +413,10 @@ impl Census {
     /// Wakes one sleeper for work a producer made visible and found worth
     /// a wake (`notify_should_wakeup`), if that still holds under the lock
     /// and the world is not stopped. Several producers that looked at the
-    /// word at once would otherwise each wake a sleeper for what one
-    /// searcher finds; with 4 workers on 2 cores under HTTP load that was
-    /// about a fifth more context switches per request than tokio, which
-    /// re-checks under its lock the same way.
+    /// word at once (a driver turn's claim, a searcher that found work, a
+    /// spawn from outside) would otherwise each wake a sleeper for what
+    /// one searcher finds. Tokio's `worker_to_notify` re-checks under its
+    /// lock the same way.
     ///
     /// The re-check is a later load of the word after the producer's
     /// fence, so the argument of "a wake is never lost" holds for it as for
