@@ -249,9 +249,7 @@ impl Shared {
         if self.census.may_be_requester(id) {
             self.rescue_requester(id);
         }
-        if self.census.notify_should_wakeup() {
-            self.deliver(self.census.wake_sleeper_for_work());
-        }
+        self.wake_sleeper_if_needed();
     }
 
     /// See `Census::rescue_requester`.
@@ -297,6 +295,14 @@ impl Shared {
     /// searching for it.
     pub(crate) fn notify_parked(&self) {
         fence(Ordering::SeqCst);
+        self.wake_sleeper_if_needed();
+    }
+
+    /// The producer's look at the census, after its push and fence: wakes
+    /// a sleeper if nobody is searching and somebody is parked, checked
+    /// first without the lock (the common "no" costs one load) and again
+    /// under it (`Census::wake_sleeper_for_work`).
+    fn wake_sleeper_if_needed(&self) {
         if self.census.notify_should_wakeup() {
             self.deliver(self.census.wake_sleeper_for_work());
         }
