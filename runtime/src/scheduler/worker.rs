@@ -526,8 +526,8 @@ impl Worker {
 /// cross-core wake-up saved. Without it, the worker blocked in the driver
 /// was woken by each request wrk wrote, served that one, and blocked again,
 /// in lock-step; with the hyper server at 4 workers and 50 connections and
-/// wrk on the same two cores, the yield was worth 5-9 % more requests per
-/// second and cut the p99 from ~2 ms to 0.5-1.4 ms (`benches/http`).
+/// wrk on the same two cores, the yield was worth 10-17 % more requests per
+/// second and cut the p99 from 2.0-2.1 ms to 1.4-1.7 ms (`benches/http`).
 ///
 /// Where nothing else is runnable on the core, `sched_yield` returns at
 /// once: the cost is one system call per park. Tokio's parker once yielded
