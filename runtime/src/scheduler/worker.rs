@@ -416,9 +416,6 @@ impl Worker {
         }
         let shared = self.local.shared.clone();
         let index = self.local.index;
-        if self.should_yield_before_park() {
-            yield_before_park();
-        }
         // Before the census sees this worker parked, so whoever learns that
         // (`run_until_blocked`, a stop) finds the park hook already run.
         let _hooks = shared.config.hooks.parked();
@@ -435,6 +432,12 @@ impl Worker {
         }
         shared.remotes[index].stats.parks.add_owned(1);
         shared.deliver(wakes);
+        // Listed as a sleeper first, then the yield: a stop or a
+        // quiescence wait that this park completes is declared above, and
+        // never waits for the yield to return.
+        if self.should_yield_before_park() {
+            yield_before_park();
+        }
         let remote = &shared.remotes[index];
         while shared.census.is_listed(index) && !shared.is_shutdown() {
             match try_turn(&shared) {
@@ -454,22 +457,23 @@ impl Worker {
         self.is_searching = !shared.is_shutdown();
     }
 
-    /// Whether to give the core away once before parking (see
-    /// `yield_before_park`):
-    /// - not while a stop is pending: the stop waits for this park, and a
-    ///   yield on a busy core can last a time slice;
-    /// - not while more of this runtime's workers are awake than the
+    /// Whether this worker, just listed as a sleeper, gives the core away
+    /// once before it blocks (see `yield_before_park`):
+    /// - not while the world is stopping or stopped: no work comes before
+    ///   the resume;
+    /// - not while as many of this runtime's workers are awake as the
     ///   process has cores: the thread the yield hands the core to would
     ///   then most likely be a sibling worker, not a client about to send
     ///   work. With the server's two workers pinned to one core and wrk to
-    ///   the other, yielding anyway cost 3 % of the requests per second.
+    ///   the other, yielding anyway cost up to 10 % of the requests per
+    ///   second.
     ///
     /// Both loads are Relaxed hints: a stale value costs or saves one
     /// `sched_yield`, and decides nothing else.
     fn should_yield_before_park(&self) -> bool {
         let census = &self.local.shared.census;
         census.flags().snapshot_relaxed().phase == RUNNING
-            && census.unparked_workers() <= self.local.shared.cores
+            && census.unparked_workers() < self.local.shared.cores
     }
 
     /// The driver woke tasks into this parked worker's queue. Takes itself
@@ -520,14 +524,15 @@ impl Worker {
 /// When the cores are shared (a load generator, a client, another
 /// process), the thread this yields to is often the one about to give the
 /// runtime its next piece of work: wrk writing the next request, say. If it
-/// does so while this worker waits its turn, the worker finds the work (the
-/// census's check under its lock, or an `epoll_wait` that returns at once)
-/// instead of sleeping and being woken for it: two context switches and a
-/// cross-core wake-up saved. Without it, the worker blocked in the driver
-/// was woken by each request wrk wrote, served that one, and blocked again,
-/// in lock-step; with the hyper server at 4 workers and 50 connections and
-/// wrk on the same two cores, the yield was worth 10-17 % more requests per
-/// second and cut the p99 from 2.0-2.1 ms to 1.4-1.7 ms (`benches/http`).
+/// does so while this worker waits its turn, the worker finds the work (a
+/// wake that finds it listed and only sets its parker's flag, or an
+/// `epoll_wait` that returns at once) instead of sleeping and being woken
+/// for it: two context switches and a cross-core wake-up saved. Without
+/// it, the worker blocked in the driver was woken by each request wrk
+/// wrote, served that one, and blocked again, in lock-step; with the hyper
+/// server at 4 workers and 50 connections and wrk on the same two cores,
+/// the yield was worth 10-19 % more requests per second and a p99 of
+/// 1.4-2.0 ms against 2.0-2.1 ms (`benches/http`).
 ///
 /// Where nothing else is runnable on the core, `sched_yield` returns at
 /// once: the cost is one system call per park. Tokio's parker once yielded
