@@ -344,7 +344,8 @@ impl Census {
     // ---- workers: the lock-free part -------------------------------------
 
     /// Workers not parked right now (running, searching, or preempted in a
-    /// poll). Relaxed: a hint for a spinning requester, never a decision.
+    /// poll). Relaxed: a hint (for a spinning requester, and for a worker
+    /// deciding whether to yield before it parks), never a decision.
     pub(crate) fn unparked_workers(&self) -> usize {
         unparked(self.word.load(Ordering::Relaxed)) as usize
     }
